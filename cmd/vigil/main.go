@@ -1,0 +1,139 @@
+// Command vigil keeps watch over hosts, container images and function
+// packages for known vulnerabilities. See the README for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/vigil-project/vigil"
+)
+
+// Exit codes, a contract with scripts (docs/cli.md).
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and failed, or found what --fail-on asks about
+	exitUsage = 2 // bad usage or bad input
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+const usage = `Usage: vigil <command> [flags]
+
+Commands:
+  db update    build or update the vulnerability database from the feeds
+  db status    describe the vulnerability database
+  db show ID   show one vulnerability by any of its ids
+  db mirror    copy the feeds into a directory, for air-gapped sites
+  version      print the version
+
+Run 'vigil <command> -h' for a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "db":
+		return e.db(ctx, args[1:])
+	case "version", "--version":
+		fmt.Fprintln(stdout, "vigil", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+// parseFlags parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// fail prints an error and returns its exit code: usage for invalid input,
+// failure otherwise.
+func (e *env) fail(err error) int {
+	fmt.Fprintln(e.stderr, "vigil:", err)
+	var verr *vigil.Error
+	if errors.As(err, &verr) && verr.Code == vigil.EINVALID {
+		return exitUsage
+	}
+	return exitFail
+}
+
+// dbPath resolves the vulnerability database path: --db, then VIGIL_DB,
+// then the user's cache directory.
+func (e *env) dbPath(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if v := e.getenv("VIGIL_DB"); v != "" {
+		return v, nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no --db given and no user cache directory: %w", err)
+	}
+	return filepath.Join(dir, "vigil", "vigil.db"), nil
+}
+
+func newFlagSet(e *env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return vigil.Errorf(vigil.EINVALID, "unknown format %q (want %s)", v, strings.Join(allowed, " or "))
+}

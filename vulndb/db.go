@@ -1,0 +1,280 @@
+package vulndb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/score"
+)
+
+// DB is an open vulnerability database, read-only. It is safe for
+// concurrent use.
+type DB struct {
+	sql  *sql.DB
+	path string
+	meta Meta
+
+	mu    sync.RWMutex
+	cache map[lookupKey][]Entry
+	stmt  *sql.Stmt
+}
+
+// Meta describes a database file.
+type Meta struct {
+	SchemaVersion int
+	Revision      int64
+	// BuiltAt is when the content last changed; CheckedAt when an update
+	// last confirmed it against the sources.
+	BuiltAt   time.Time
+	CheckedAt time.Time
+}
+
+type lookupKey struct{ eco, key string }
+
+// Entry is one affected package of one vulnerability: what a lookup by
+// (ecosystem, package) returns.
+type Entry struct {
+	VulnID   string
+	Affected vigil.Affected
+}
+
+// Open opens the database at path read-only. A file that is missing, not a
+// Vigil database, or of another schema version is an error that says what
+// to do.
+func Open(path string) (*DB, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, vigil.Errorf(vigil.EUNAVAILABLE, "no vulnerability database at %s: run `vigil db update` to build it", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, vigil.Errorf(vigil.EINVALID, "vulndb: %s is not a file", path)
+	}
+	sdb, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)")
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: %w", err)
+	}
+	db := &DB{sql: sdb, path: path, cache: map[lookupKey][]Entry{}}
+	if err := db.readMeta(); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) readMeta() error {
+	rows, err := db.sql.Query("SELECT key, value FROM meta")
+	if err != nil {
+		return vigil.Errorf(vigil.EINVALID, "vulndb: %s is not a Vigil vulnerability database (%v): run `vigil db update` to rebuild it", db.path, err)
+	}
+	defer rows.Close()
+	m := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		m[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return vigil.Errorf(vigil.EINVALID, "vulndb: %s is corrupt (%v): run `vigil db update` to rebuild it", db.path, err)
+	}
+	db.meta.SchemaVersion, _ = strconv.Atoi(m["schema_version"])
+	if db.meta.SchemaVersion != SchemaVersion {
+		return vigil.Errorf(vigil.EINVALID, "vulndb: %s has schema version %q, this vigil reads %d: run `vigil db update` to rebuild it", db.path, m["schema_version"], SchemaVersion)
+	}
+	db.meta.Revision, _ = strconv.ParseInt(m["revision"], 10, 64)
+	db.meta.BuiltAt, _ = time.Parse(time.RFC3339, m["built_at"])
+	db.meta.CheckedAt, _ = time.Parse(time.RFC3339, m["checked_at"])
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	if db.stmt != nil {
+		db.stmt.Close()
+	}
+	return db.sql.Close()
+}
+
+// Meta returns the database's metadata.
+func (db *DB) Meta() Meta { return db.meta }
+
+// Path returns the file the database was opened from.
+func (db *DB) Path() string { return db.path }
+
+// Lookup returns every affected entry for a package in an ecosystem, in
+// the ecosystem's key normalisation (PackageKey). Entries of withdrawn
+// advisories are included and marked; matching drops them. Results are
+// cached: the slice must not be modified.
+func (db *DB) Lookup(ctx context.Context, ecosystem, name string) ([]Entry, error) {
+	k := lookupKey{ecosystem, PackageKey(ecosystem, name)}
+	db.mu.RLock()
+	es, ok := db.cache[k]
+	db.mu.RUnlock()
+	if ok {
+		return es, nil
+	}
+	es, err := db.lookup(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	db.cache[k] = es
+	db.mu.Unlock()
+	return es, nil
+}
+
+func (db *DB) lookup(ctx context.Context, k lookupKey) ([]Entry, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT vuln, body FROM affected WHERE ecosystem = ? AND key = ? ORDER BY vuln, seq", k.eco, k.key)
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: lookup: %w", err)
+	}
+	defer rows.Close()
+	var es []Entry
+	for rows.Next() {
+		var e Entry
+		var body []byte
+		if err := rows.Scan(&e.VulnID, &body); err != nil {
+			return nil, fmt.Errorf("vulndb: lookup: %w", err)
+		}
+		if err := decode(body, &e.Affected); err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// Resolve returns the ids of the vulnerabilities an id names: one for a
+// vulnerability's own id or an alias, several for an advisory that covers
+// several vulnerabilities, none for an unknown id. Ids are matched without
+// regard to case.
+func (db *DB) Resolve(ctx context.Context, id string) ([]string, error) {
+	id = strings.TrimSpace(id)
+	rows, err := db.sql.QueryContext(ctx, "SELECT vuln, kind FROM ids WHERE alias = ? OR alias = ? ORDER BY kind, vuln", id, strings.ToUpper(id))
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: resolve: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		var kind int
+		if err := rows.Scan(&v, &kind); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Get returns one vulnerability by its primary id, with its KEV and EPSS
+// data and its severity joined in.
+func (db *DB) Get(ctx context.Context, id string) (*vigil.Vulnerability, error) {
+	var body []byte
+	err := db.sql.QueryRowContext(ctx, "SELECT body FROM vulns WHERE id = ?", id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "vulnerability %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: get: %w", err)
+	}
+	var v vigil.Vulnerability
+	if err := decode(body, &v); err != nil {
+		return nil, err
+	}
+	for _, cid := range append([]string{v.ID}, v.Aliases...) {
+		if !strings.HasPrefix(cid, "CVE-") {
+			continue
+		}
+		if v.KEV == nil {
+			var kb string
+			err := db.sql.QueryRowContext(ctx, "SELECT body FROM kev WHERE cve = ?", cid).Scan(&kb)
+			if err == nil {
+				var k vigil.KEV
+				if json.Unmarshal([]byte(kb), &k) == nil {
+					v.KEV = &k
+				}
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("vulndb: kev: %w", err)
+			}
+		}
+		if v.EPSS == nil {
+			if e, err := db.EPSS(ctx, cid); err != nil {
+				return nil, err
+			} else if e != nil {
+				v.EPSS = e
+			}
+		}
+	}
+	v.Severity = score.Severity(v.CVSS, v.VendorSeverity)
+	return &v, nil
+}
+
+// EPSS returns the EPSS score of a CVE, or nil when FIRST does not score it.
+func (db *DB) EPSS(ctx context.Context, cveID string) (*vigil.EPSS, error) {
+	key, ok := cveNumber(cveID)
+	if !ok {
+		return nil, nil
+	}
+	var s, p int64
+	err := db.sql.QueryRowContext(ctx, "SELECT score, percentile FROM epss WHERE cve = ?", key).Scan(&s, &p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: epss: %w", err)
+	}
+	var date string
+	_ = db.sql.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'epss_date'").Scan(&date)
+	return &vigil.EPSS{Score: float64(s) / 1e9, Percentile: float64(p) / 1e9, Date: date}, nil
+}
+
+func (db *DB) count(table string) (int, error) {
+	var n int
+	err := db.sql.QueryRow("SELECT count(*) FROM " + table).Scan(&n)
+	return n, err
+}
+
+// PackageRef names a package in an ecosystem, by its normalised key.
+type PackageRef struct {
+	Ecosystem string `json:"ecosystem"`
+	Package   string `json:"package"`
+}
+
+// Changes returns the (ecosystem, package) keys whose advisories changed in
+// a revision: the packages whose stored inventories need re-matching. The
+// database keeps the change sets of its last 16 revisions.
+func (db *DB) Changes(ctx context.Context, revision int64) ([]PackageRef, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT ecosystem, key FROM changes WHERE revision = ? ORDER BY ecosystem, key", revision)
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: changes: %w", err)
+	}
+	defer rows.Close()
+	var out []PackageRef
+	for rows.Next() {
+		var p PackageRef
+		if err := rows.Scan(&p.Ecosystem, &p.Package); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,469 @@
+package vulndb_test
+
+import (
+	"archive/zip"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/feed"
+	"github.com/vigil-project/vigil/feed/mirror"
+	"github.com/vigil-project/vigil/vulndb"
+)
+
+// makeMirror lays the fixture records of testdata/mirror out as a mirror:
+// each osv/<Ecosystem>/*.json zipped into osv/<Ecosystem>/all.zip, and the
+// CVE records into cve/cvelistV5.zip in cvelistV5's layout.
+func makeMirror(t testing.TB) string {
+	t.Helper()
+	src := filepath.Join("testdata", "mirror")
+	dst := t.TempDir()
+	ecos, err := os.ReadDir(filepath.Join(src, "osv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ecos {
+		files, _ := filepath.Glob(filepath.Join(src, "osv", e.Name(), "*.json"))
+		writeZip(t, filepath.Join(dst, "osv", e.Name(), "all.zip"), files, func(f string) string { return filepath.Base(f) })
+	}
+	cves, _ := filepath.Glob(filepath.Join(src, "cve", "*.json"))
+	writeZip(t, filepath.Join(dst, "cve", "cvelistV5.zip"), cves, func(f string) string {
+		id := strings.TrimSuffix(filepath.Base(f), ".json") // CVE-2022-0778
+		parts := strings.Split(id, "-")
+		return "cves/" + parts[1] + "/" + parts[2][:len(parts[2])-3] + "xxx/" + id + ".json"
+	})
+	for _, rel := range []string{"kev/known_exploited_vulnerabilities.json", "epss/epss_scores-2026-08-16.csv.gz"} {
+		copyFile(t, filepath.Join(src, rel), filepath.Join(dst, rel))
+	}
+	return dst
+}
+
+func writeZip(t testing.TB, path string, files []string, name func(string) string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(out)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := zw.Create(name(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+}
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(to), 0o755)
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func update(t testing.TB, path string, src feed.Sources) *vulndb.Summary {
+	t.Helper()
+	sum, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+func open(t testing.TB, path string) *vulndb.DB {
+	t.Helper()
+	db, err := vulndb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func show(t testing.TB, db *vulndb.DB, id string) *vigil.Vulnerability {
+	t.Helper()
+	ids, err := db.Resolve(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("Resolve(%s) = %q, want one id", id, ids)
+	}
+	v, err := db.Get(context.Background(), ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func statuses(sum *vulndb.Summary) map[string]string {
+	m := map[string]string{}
+	for _, s := range sum.Sources {
+		m[s.Name] = s.Status
+	}
+	return m
+}
+
+func TestBuildMergesAliasesAndJoinsFeeds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	sum := update(t, path, feed.FromMirror(makeMirror(t)))
+	if !sum.Changed || sum.Revision != 1 {
+		t.Errorf("first update: changed=%v revision=%d", sum.Changed, sum.Revision)
+	}
+	for name, st := range statuses(sum) {
+		if st != "updated" {
+			t.Errorf("source %s: %s", name, st)
+		}
+	}
+	db := open(t, path)
+
+	// GHSA record reachable through its CVE alias, CVE preferred.
+	v := show(t, db, "GHSA-p6mc-m468-83gw")
+	if v.ID != "CVE-2020-8203" || !slices.Equal(v.Aliases, []string{"GHSA-p6mc-m468-83gw"}) {
+		t.Errorf("lodash: id %s aliases %q", v.ID, v.Aliases)
+	}
+	if len(v.CVSS) != 1 || v.CVSS[0].BaseScore != 7.4 || v.Severity != "HIGH" {
+		t.Errorf("lodash: cvss %+v severity %s", v.CVSS, v.Severity)
+	}
+	if v.EPSS == nil || v.EPSS.Score != 0.05213 || v.EPSS.Date != "2026-08-16" || v.KEV != nil {
+		t.Errorf("lodash: epss %+v kev %+v", v.EPSS, v.KEV)
+	}
+
+	// Log4Shell: KEV joined in.
+	v = show(t, db, "cve-2021-44228")
+	if v.KEV == nil || v.KEV.DateAdded != "2021-12-10" || v.KEV.DueDate != "2021-12-24" || !v.KEV.KnownRansomware {
+		t.Errorf("log4shell kev = %+v", v.KEV)
+	}
+	if v.Severity != "CRITICAL" || len(v.Affected) != 1 || !slices.Equal(v.Affected[0].Fixed(), []string{"2.3.1", "2.12.2", "2.15.0"}) {
+		t.Errorf("log4shell: severity %s affected %+v", v.Severity, v.Affected)
+	}
+
+	// GO and GHSA records of one CVE are one vulnerability.
+	v = show(t, db, "GO-2022-0969")
+	if v.ID != "CVE-2022-27664" || !slices.Equal(v.Aliases, []string{"GHSA-69cg-p879-7622", "GO-2022-0969"}) || len(v.Sources) != 2 {
+		t.Errorf("go: id %s aliases %q sources %q", v.ID, v.Aliases, v.Sources)
+	}
+	if v.Summary != "golang.org/x/net/http2 Denial of Service vulnerability" {
+		t.Errorf("go: summary from the GHSA record expected, got %q", v.Summary)
+	}
+
+	// A DSA for one CVE is that CVE; the CVE record supplies its CVSS.
+	v = show(t, db, "DSA-5103-1")
+	if v.ID != "CVE-2022-0778" || len(v.CVSS) != 1 || v.CVSS[0].Source != "cve:openssl" || v.CVSS[0].BaseScore != 7.5 {
+		t.Errorf("dsa-5103: id %s cvss %+v", v.ID, v.CVSS)
+	}
+	if !slices.Equal(v.CWEs, []string{"CWE-835"}) {
+		t.Errorf("dsa-5103: cwes %q", v.CWEs)
+	}
+	fixed := map[string]string{}
+	for _, a := range v.Affected {
+		fixed[a.Ecosystem] = strings.Join(a.Fixed(), ",")
+	}
+	if fixed["Debian:10"] != "1.1.1d-0+deb10u8" || fixed["Debian:11"] != "1.1.1k-1+deb11u2" {
+		t.Errorf("dsa-5103: fixed per release %v", fixed)
+	}
+
+	// A DSA for two CVEs is split between them.
+	ids, err := db.Resolve(context.Background(), "DSA-3287-1")
+	if err != nil || !slices.Equal(ids, []string{"CVE-2014-8176", "CVE-2015-1789"}) {
+		t.Fatalf("Resolve(DSA-3287-1) = %q, %v", ids, err)
+	}
+	for _, id := range ids {
+		v := show(t, db, id)
+		if !slices.Equal(v.Related, []string{"DSA-3287-1"}) || len(v.Affected) != 2 || v.Summary != "openssl - security update" {
+			t.Errorf("%s: related %q affected %d summary %q", id, v.Related, len(v.Affected), v.Summary)
+		}
+	}
+
+	// Withdrawn records stay, marked.
+	v = show(t, db, "RUSTSEC-2020-0159")
+	if v.Withdrawn == nil || !v.Affected[0].Withdrawn {
+		t.Errorf("withdrawn not marked: %+v", v)
+	}
+
+	// Lookups by (ecosystem, package), names normalised per ecosystem.
+	for _, c := range []struct {
+		eco, name string
+		want      []string
+	}{
+		{"PyPI", "pygments", []string{"CVE-2021-27291"}},
+		{"PyPI", "PYGMENTS", []string{"CVE-2021-27291"}},
+		{"Debian:11", "openssl", []string{"CVE-2022-0778", "CVE-2023-0464"}},
+		{"Debian:12", "openssl", []string{"CVE-2023-0464"}},
+		{"Go", "golang.org/x/net", []string{"CVE-2022-27664", "CVE-2022-27664"}},
+		{"npm", "lodash-es", []string{"CVE-2020-8203"}},
+		{"npm", "Lodash", nil},
+		{"Debian:13", "openssl", nil},
+	} {
+		es, err := db.Lookup(context.Background(), c.eco, c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, e.VulnID)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Lookup(%s, %s) = %q, want %q", c.eco, c.name, got, c.want)
+		}
+	}
+
+	st, err := db.Status(context.Background(), time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"npm": 2, "Go": 2, "Maven": 1, "PyPI": 1, "crates.io": 1, "Debian:7": 1, "Debian:8": 1, "Debian:10": 1, "Debian:11": 2, "Debian:12": 1}
+	for k, n := range want {
+		if st.Ecosystems[k] != n {
+			t.Errorf("ecosystems[%s] = %d, want %d (all: %v)", k, st.Ecosystems[k], n, st.Ecosystems)
+		}
+	}
+	if len(st.Ecosystems) != len(want) {
+		t.Errorf("ecosystems = %v", st.Ecosystems)
+	}
+	if st.Stale || st.KEVEntries != 1 || st.EPSSScores != 3 || st.CVERecords != 1 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestUpdateIsIncremental(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	before, _ := os.Stat(path)
+
+	sum := update(t, path, feed.FromMirror(src))
+	if sum.Changed || sum.Revision != 1 {
+		t.Errorf("unchanged sources: changed=%v revision=%d", sum.Changed, sum.Revision)
+	}
+	for name, st := range statuses(sum) {
+		if st != "unchanged" {
+			t.Errorf("source %s: %s, want unchanged", name, st)
+		}
+	}
+	after, _ := os.Stat(path)
+	if !os.SameFile(before, after) {
+		t.Error("an update with nothing new replaced the file")
+	}
+
+	// One new npm record: only osv/npm is re-ingested, one package changes.
+	files, _ := filepath.Glob(filepath.Join("testdata", "mirror", "osv", "npm", "*.json"))
+	extra := filepath.Join(t.TempDir(), "GHSA-35jh-r3h4-6jhm.json")
+	os.WriteFile(extra, []byte(`{"id":"GHSA-35jh-r3h4-6jhm","modified":"2024-03-01T00:00:00Z","aliases":["CVE-2021-23337"],
+		"summary":"Command Injection in lodash","affected":[{"package":{"ecosystem":"npm","name":"lodash.template"},
+		"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"4.17.21"}]}]}]}`), 0o644)
+	writeZip(t, filepath.Join(src, "osv", "npm", "all.zip"), append(files, extra), func(f string) string { return filepath.Base(f) })
+	sum = update(t, path, feed.FromMirror(src))
+	st := statuses(sum)
+	if !sum.Changed || sum.Revision != 2 || st["osv/npm"] != "updated" || st["osv/Go"] != "unchanged" || st["epss"] != "unchanged" {
+		t.Errorf("after one change: changed=%v revision=%d statuses=%v", sum.Changed, sum.Revision, st)
+	}
+	if sum.ChangedPackages != 1 {
+		t.Errorf("changed packages = %d, want 1 (lodash.template)", sum.ChangedPackages)
+	}
+	db := open(t, path)
+	if v := show(t, db, "CVE-2021-23337"); v.ID != "CVE-2021-23337" {
+		t.Errorf("new record not found")
+	}
+	keys, err := db.Changes(context.Background(), 2)
+	if err != nil || len(keys) != 1 || keys[0].Package != "lodash.template" || keys[0].Ecosystem != "npm" {
+		t.Errorf("Changes(2) = %+v, %v", keys, err)
+	}
+}
+
+func TestBadSourceKeepsPreviousData(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+
+	// A truncated npm zip and a KEV file of the wrong shape.
+	zipPath := filepath.Join(src, "osv", "npm", "all.zip")
+	data, _ := os.ReadFile(zipPath)
+	os.WriteFile(zipPath, data[:len(data)/2], 0o644)
+	os.WriteFile(filepath.Join(src, "kev", "known_exploited_vulnerabilities.json"), []byte(`{"vulnerabilities": "none"}`), 0o644)
+	os.Remove(filepath.Join(src, "epss", "epss_scores-2026-08-16.csv.gz"))
+
+	sum := update(t, path, feed.FromMirror(src))
+	st := statuses(sum)
+	if st["osv/npm"] != "failed" || st["kev"] != "failed" || st["epss"] != "missing" || st["osv/Go"] != "unchanged" {
+		t.Errorf("statuses = %v", st)
+	}
+	db := open(t, path)
+	if v := show(t, db, "GHSA-p6mc-m468-83gw"); v.EPSS == nil {
+		t.Error("npm or EPSS data lost after a failed update")
+	}
+	if v := show(t, db, "CVE-2021-44228"); v.KEV == nil {
+		t.Error("KEV data lost after a failed update")
+	}
+	status, err := db.Status(context.Background(), time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(status.Warnings, "\n")
+	for _, want := range []string{"osv/npm: source failed", "kev: source failed", "epss: source missing"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings lack %q:\n%s", want, joined)
+		}
+	}
+}
+
+func TestBadRecordsAreCountedAndNamed(t *testing.T) {
+	src := makeMirror(t)
+	files, _ := filepath.Glob(filepath.Join("testdata", "mirror", "osv", "PyPI", "*.json"))
+	dir := t.TempDir()
+	bad := map[string]string{
+		"PYSEC-0000-1.json": `{"id": "PYSEC-0000-1", "modified": `,
+		"PYSEC-0000-2.json": `{"id":"PYSEC-0000-2","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"steam"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2019-09-12"}]}]}]}`,
+		"PYSEC-0000-3.json": `{"id":"PYSEC-0000-3","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Atari","name":"pong"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"}]}]}]}`,
+	}
+	for name, body := range bad {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		files = append(files, p)
+	}
+	writeZip(t, filepath.Join(src, "osv", "PyPI", "all.zip"), files, func(f string) string { return filepath.Base(f) })
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	sum := update(t, path, feed.FromMirror(src))
+	for _, s := range sum.Sources {
+		if s.Name == "osv/PyPI" {
+			if s.Status != "updated" || s.Records != 3 || s.Skipped != 4 {
+				t.Errorf("osv/PyPI: %+v", s)
+			}
+		}
+	}
+	st, err := open(t, path).Status(context.Background(), time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(st.Warnings, "\n")
+	for _, want := range []string{"PYSEC-0000-1.json", "2019-09-12", "Atari"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings do not name %q:\n%s", want, joined)
+		}
+	}
+	if st.Ecosystems["PyPI"] != 2 {
+		t.Errorf("PyPI advisories = %d, want 2", st.Ecosystems["PyPI"])
+	}
+}
+
+func TestInterruptedUpdateLeavesDatabaseIntact(t *testing.T) {
+	src := makeMirror(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	// Touch every zip so that everything is re-ingested, then cancel the
+	// update in the middle of it.
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := vulndb.Update(ctx, vulndb.Options{Path: path, Sources: feed.FromMirror(src), Force: true, Progress: func(p vulndb.Progress) {
+		if p.Step == "ingest" && p.Source == "osv/PyPI" {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted update: err = %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+	db := open(t, path)
+	if db.Meta().Revision != 1 {
+		t.Errorf("revision = %d after an interrupted update", db.Meta().Revision)
+	}
+	if v := show(t, db, "CVE-2021-44228"); v.KEV == nil {
+		t.Error("data lost")
+	}
+}
+
+func TestOpenErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	_, err := vulndb.Open(filepath.Join(dir, "none.db"))
+	var verr *vigil.Error
+	if !errors.As(err, &verr) || verr.Code != vigil.EUNAVAILABLE || !strings.Contains(err.Error(), "vigil db update") {
+		t.Errorf("missing database: %v", err)
+	}
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, []byte("this is not a database"), 0o644)
+	if _, err := vulndb.Open(junk); err == nil || !strings.Contains(err.Error(), "vigil db update") {
+		t.Errorf("junk database: %v", err)
+	}
+	// An update over a junk file rebuilds it.
+	sum := update(t, junk, feed.FromMirror(makeMirror(t)))
+	if len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "rebuilding") {
+		t.Errorf("warnings = %q", sum.Warnings)
+	}
+	open(t, junk)
+}
+
+func TestHTTPMirrorRoundTrip(t *testing.T) {
+	src := makeMirror(t)
+	out := t.TempDir()
+	res, err := mirror.Run(context.Background(), &feed.Fetcher{}, feed.FromMirror(src), out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Status != "copied" {
+			t.Errorf("mirror %s: %s %s", r.Name, r.Status, r.Error)
+		}
+	}
+	var requests []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests = append(requests, r.Method+" "+r.URL.Path)
+		http.FileServer(http.Dir(out)).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	sum := update(t, path, feed.FromMirror(srv.URL))
+	for name, st := range statuses(sum) {
+		if st != "updated" {
+			t.Errorf("source %s: %s", name, st)
+		}
+	}
+	if v := show(t, open(t, path), "GHSA-jfh8-c2jp-5v3q"); v.KEV == nil || v.EPSS == nil {
+		t.Errorf("log4shell over HTTP: %+v", v)
+	}
+	// A second run is answered by conditional requests.
+	sum = update(t, path, feed.FromMirror(srv.URL))
+	if sum.Changed {
+		t.Errorf("second HTTP update changed the database: %v", statuses(sum))
+	}
+	// A second mirror run copies nothing.
+	res, err = mirror.Run(context.Background(), &feed.Fetcher{}, feed.FromMirror(src), out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Status != "unchanged" {
+			t.Errorf("second mirror %s: %s", r.Name, r.Status)
+		}
+	}
+	_ = io.Discard
+}
