@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -20,7 +21,7 @@ var (
 func codecs() {
 	encOnce.Do(func() {
 		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 		if err != nil {
 			panic(err)
 		}
@@ -40,11 +41,27 @@ func encode(v any) ([]byte, error) {
 	return enc.EncodeAll(data, make([]byte, 0, len(data)/3)), nil
 }
 
-func decode(body []byte, v any) error {
+// encodeSmall stores small bodies as plain JSON, since compressing them
+// costs more than it saves, and compresses the rest.
+func encodeSmall(v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil || len(data) < 512 {
+		return data, err
+	}
 	codecs()
-	data, err := dec.DecodeAll(body, nil)
-	if err != nil {
-		return fmt.Errorf("vulndb: corrupt body: %w", err)
+	return enc.EncodeAll(data, make([]byte, 0, len(data)/3)), nil
+}
+
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+func decode(body []byte, v any) error {
+	data := body
+	if bytes.HasPrefix(body, zstdMagic) {
+		codecs()
+		var err error
+		if data, err = dec.DecodeAll(body, nil); err != nil {
+			return fmt.Errorf("vulndb: corrupt body: %w", err)
+		}
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("vulndb: corrupt body: %w", err)

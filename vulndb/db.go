@@ -200,6 +200,28 @@ func (db *DB) Get(ctx context.Context, id string) (*vigil.Vulnerability, error) 
 	if err := decode(body, &v); err != nil {
 		return nil, err
 	}
+	rows, err := db.sql.QueryContext(ctx, "SELECT body FROM affected WHERE vuln = ? ORDER BY seq", id)
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: get: %w", err)
+	}
+	v.Affected = []vigil.Affected{}
+	for rows.Next() {
+		var b []byte
+		var a vigil.Affected
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if err := decode(b, &a); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		v.Affected = append(v.Affected, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	for _, cid := range append([]string{v.ID}, v.Aliases...) {
 		if !strings.HasPrefix(cid, "CVE-") {
 			continue

@@ -38,7 +38,7 @@ CREATE TABLE advisories (
 	modified TEXT NOT NULL,
 	body BLOB NOT NULL,
 	PRIMARY KEY (source, id)
-) WITHOUT ROWID;
+);
 -- CVE JSON 5 records, as cve.Record compressed JSON.
 CREATE TABLE cves (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE kev (cve TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
@@ -47,7 +47,7 @@ CREATE TABLE epss (cve INTEGER PRIMARY KEY, score INTEGER NOT NULL, percentile I
 
 -- The merged view, derived from the tables above on every update that
 -- changes them.
-CREATE TABLE vulns (id TEXT PRIMARY KEY, modified TEXT NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE vulns (id TEXT PRIMARY KEY, modified TEXT NOT NULL, body BLOB NOT NULL);
 -- Every id of a vulnerability (its own, its aliases: kind 0) and advisories
 -- that cover it among others (kind 1) point at its entry.
 CREATE TABLE ids (alias TEXT NOT NULL, vuln TEXT NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (alias, vuln)) WITHOUT ROWID;
@@ -57,10 +57,11 @@ CREATE TABLE affected (
 	ecosystem TEXT NOT NULL,
 	key TEXT NOT NULL,
 	vuln TEXT NOT NULL,
-	seq INTEGER NOT NULL,
-	body BLOB NOT NULL,         -- vigil.Affected as compressed JSON
-	PRIMARY KEY (ecosystem, key, vuln, seq)
-) WITHOUT ROWID;
+	seq INTEGER NOT NULL,       -- order within the vulnerability
+	body BLOB NOT NULL          -- vigil.Affected as JSON, compressed when large
+);
+CREATE INDEX affected_key ON affected(ecosystem, key);
+CREATE INDEX affected_vuln ON affected(vuln);
 -- A digest of each key's affected rows, so that an update can tell which
 -- (ecosystem, package) keys changed and re-match only what they touch.
 CREATE TABLE package_digests (ecosystem TEXT NOT NULL, key TEXT NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (ecosystem, key)) WITHOUT ROWID;
@@ -78,11 +79,27 @@ func PackageKey(ecosystem, name string) string {
 	base, _, _ := strings.Cut(ecosystem, ":")
 	switch base {
 	case "PyPI":
-		return pypiSep.ReplaceAllString(strings.ToLower(name), "-")
+		return pep503(name)
 	case "NuGet", "Packagist", "Debian", "Ubuntu", "Alpine", "Wolfi", "Chainguard":
 		return strings.ToLower(name)
 	}
 	return name
+}
+
+// pep503 normalises a PyPI name: lower case, runs of -_. as one -.
+func pep503(name string) string {
+	clean := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' || c == '_' || c == '.' || c == '-' && i+1 < len(name) && name[i+1] == '-' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return name
+	}
+	return pypiSep.ReplaceAllString(strings.ToLower(name), "-")
 }
 
 // cveNumber packs CVE-YYYY-NNNN into one integer, or reports false.

@@ -209,6 +209,10 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, fmt.Errorf("vulndb: %w", err)
 	}
 	tmpPath := tmp.Name()
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("vulndb: %w", err)
+	}
 	committed := false
 	defer func() {
 		if !committed {
@@ -386,6 +390,10 @@ func ingest(ctx context.Context, tx *sql.Tx, kind, name, path string, probs *fee
 			}
 			if a.Modified.After(newest) {
 				newest = a.Modified
+			}
+			if a.Published.After(newest) {
+				// Some feeds (Go's) leave modified unset.
+				newest = a.Published
 			}
 			_, err = ins.ExecContext(ctx, name, a.ID, a.Modified.Format(time.RFC3339), body)
 			return err
@@ -589,7 +597,12 @@ func rebuildDerived(ctx context.Context, tx *sql.Tx, rev int64) (int, error) {
 	digests := map[pkgKey][]byte{}
 	ecoVulns := map[string]map[string]bool{}
 	for _, v := range m.vulns {
+		// The affected entries live in their own table; the entry's body
+		// holds the rest.
+		affected := v.Affected
+		v.Affected = nil
 		body, err := encode(v)
+		v.Affected = affected
 		if err != nil {
 			return 0, err
 		}
@@ -602,7 +615,7 @@ func rebuildDerived(ctx context.Context, tx *sql.Tx, rev int64) (int, error) {
 			}
 		}
 		for seq, af := range v.Affected {
-			b, err := encode(af)
+			b, err := encodeSmall(af)
 			if err != nil {
 				return 0, err
 			}
@@ -610,11 +623,10 @@ func rebuildDerived(ctx context.Context, tx *sql.Tx, rev int64) (int, error) {
 			if _, err := insA.ExecContext(ctx, k.eco, k.key, v.ID, seq, b); err != nil {
 				return 0, err
 			}
-			plain, _ := json.Marshal(af)
 			h := sha256.New()
 			h.Write(digests[k])
 			h.Write([]byte(v.ID))
-			h.Write(plain)
+			h.Write(b)
 			digests[k] = h.Sum(nil)
 			if ecoVulns[k.eco] == nil {
 				ecoVulns[k.eco] = map[string]bool{}

@@ -12,8 +12,10 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/osv-scalibr/semantic"
@@ -391,12 +393,14 @@ func clip(s string) string {
 // ReadZip reads an osv.dev export zip (<Ecosystem>/all.zip): every *.json
 // member is one record. Members that fail to decompress or parse are skipped
 // and recorded in probs; a zip that cannot be opened at all is an error.
+// Members are decompressed and parsed on all cores; fn is called from one
+// goroutine at a time, in no particular order.
 func ReadZip(ra io.ReaderAt, size int64, probs *feed.Problems, fn func(Advisory) error) (int, error) {
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
 		return 0, fmt.Errorf("osv: open zip: %w", err)
 	}
-	n := 0
+	var files []*zip.File
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() || path.Ext(f.Name) != ".json" {
 			continue
@@ -405,22 +409,60 @@ func ReadZip(ra io.ReaderAt, size int64, probs *feed.Problems, fn func(Advisory)
 			probs.Addf("osv: %s: %d bytes exceeds the record size limit", clip(f.Name), f.UncompressedSize64)
 			continue
 		}
-		data, err := readMember(f)
-		if err != nil {
-			probs.Addf("osv: %s: %v", clip(f.Name), err)
+		files = append(files, f)
+	}
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	next := make(chan *zip.File)
+	out := make(chan Advisory, 64)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range next {
+				data, err := readMember(f)
+				if err != nil {
+					probs.Addf("osv: %s: %v", clip(f.Name), err)
+					continue
+				}
+				a, err := Parse(data, probs)
+				if err != nil {
+					probs.Addf("%s: %v", clip(f.Name), err)
+					continue
+				}
+				select {
+				case out <- a:
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for _, f := range files {
+			select {
+			case next <- f:
+			case <-done:
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	n := 0
+	var ferr error
+	for a := range out {
+		if ferr != nil {
 			continue
 		}
-		a, err := Parse(data, probs)
-		if err != nil {
-			probs.Addf("%s: %v", clip(f.Name), err)
+		if ferr = fn(a); ferr != nil {
+			close(done)
 			continue
-		}
-		if err := fn(a); err != nil {
-			return n, err
 		}
 		n++
 	}
-	return n, nil
+	return n, ferr
 }
 
 func readMember(f *zip.File) ([]byte, error) {
