@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-project/vigil/internal/testutil"
 
 	"github.com/vigil-project/vigil"
 )
@@ -180,20 +181,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// vulndata returns the shared vulnerability data snapshot: $VIGIL_SHARED/vulndata
-// if VIGIL_SHARED is set, else ../shared/vulndata next to the repository.
-// It skips the test when the directory does not exist.
-func vulndata(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "vulndata")
-	if s := os.Getenv("VIGIL_SHARED"); s != "" {
-		dir = filepath.Join(s, "vulndata")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared vulnerability data not available (%v); set VIGIL_SHARED to the directory holding vulndata/", err)
-	}
-	return dir
-}
+func vulndata(t *testing.T) string { return testutil.Vulndata(t) }
 
 // TestRealOSVSeverities scores every CVSS vector in the OSV snapshots.
 func TestRealOSVSeverities(t *testing.T) {

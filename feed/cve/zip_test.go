@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-project/vigil/internal/testutil"
+
 	"github.com/vigil-project/vigil/feed"
 )
 
@@ -252,20 +254,7 @@ func TestReadZipErrors(t *testing.T) {
 	}
 }
 
-// vulndata returns the shared vulnerability data snapshot: $VIGIL_SHARED/vulndata
-// if VIGIL_SHARED is set, else ../shared/vulndata next to the repository.
-// It skips the test when the directory does not exist.
-func vulndata(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "vulndata")
-	if s := os.Getenv("VIGIL_SHARED"); s != "" {
-		dir = filepath.Join(s, "vulndata")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared vulnerability data not available (%v); set VIGIL_SHARED to the directory holding vulndata/", err)
-	}
-	return dir
-}
+func vulndata(t *testing.T) string { return testutil.Vulndata(t) }
 
 func TestRealZip(t *testing.T) {
 	f, err := os.Open(filepath.Join(vulndata(t), "cve", "cvelistV5.zip"))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testutil"
+
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/feed"
 )
@@ -207,20 +209,7 @@ func TestParseTopLevelTypes(t *testing.T) {
 	}
 }
 
-// vulndata returns the shared vulnerability data snapshot: $VIGIL_SHARED/vulndata
-// if VIGIL_SHARED is set, else ../shared/vulndata next to the repository.
-// It skips the test when the directory does not exist.
-func vulndata(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "vulndata")
-	if s := os.Getenv("VIGIL_SHARED"); s != "" {
-		dir = filepath.Join(s, "vulndata")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared vulnerability data not available (%v); set VIGIL_SHARED to the directory holding vulndata/", err)
-	}
-	return dir
-}
+func vulndata(t *testing.T) string { return testutil.Vulndata(t) }
 
 func TestRealCatalog(t *testing.T) {
 	cat, probs := parseFile(t, filepath.Join(vulndata(t), "kev", "known_exploited_vulnerabilities.json"))
