@@ -1,7 +1,6 @@
 package vulndb_test
 
 import (
-	"archive/zip"
 	"context"
 	"errors"
 	"io"
@@ -14,77 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testutil"
+
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/feed"
 	"github.com/vigil-project/vigil/feed/mirror"
 	"github.com/vigil-project/vigil/vulndb"
 )
 
-// makeMirror lays the fixture records of testdata/mirror out as a mirror:
-// each osv/<Ecosystem>/*.json zipped into osv/<Ecosystem>/all.zip, and the
-// CVE records into cve/cvelistV5.zip in cvelistV5's layout.
 func makeMirror(t testing.TB) string {
-	t.Helper()
-	src := filepath.Join("testdata", "mirror")
-	dst := t.TempDir()
-	ecos, err := os.ReadDir(filepath.Join(src, "osv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ecos {
-		files, _ := filepath.Glob(filepath.Join(src, "osv", e.Name(), "*.json"))
-		writeZip(t, filepath.Join(dst, "osv", e.Name(), "all.zip"), files, func(f string) string { return filepath.Base(f) })
-	}
-	cves, _ := filepath.Glob(filepath.Join(src, "cve", "*.json"))
-	writeZip(t, filepath.Join(dst, "cve", "cvelistV5.zip"), cves, func(f string) string {
-		id := strings.TrimSuffix(filepath.Base(f), ".json") // CVE-2022-0778
-		parts := strings.Split(id, "-")
-		return "cves/" + parts[1] + "/" + parts[2][:len(parts[2])-3] + "xxx/" + id + ".json"
-	})
-	for _, rel := range []string{"kev/known_exploited_vulnerabilities.json", "epss/epss_scores-2026-08-16.csv.gz"} {
-		copyFile(t, filepath.Join(src, rel), filepath.Join(dst, rel))
-	}
-	return dst
+	return testutil.FixtureMirror(t, filepath.Join("testdata", "mirror"))
 }
 
 func writeZip(t testing.TB, path string, files []string, name func(string) string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw := zip.NewWriter(out)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := zw.Create(name(f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
+	testutil.WriteZip(t, path, files, name)
 }
 
-func copyFile(t testing.TB, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(to), 0o755)
-	if err := os.WriteFile(to, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func copyFile(t testing.TB, from, to string) { testutil.CopyFile(t, from, to) }
 
 func update(t testing.TB, path string, src feed.Sources) *vulndb.Summary {
 	t.Helper()

@@ -27,6 +27,7 @@ const dbUsage = `Usage: vigil db <update|status|show|mirror> [flags]
   update [--source DIR|URL] [--db PATH]   build or update the database
   status [--format json]                  describe the database
   show ID [--format json]                 show one vulnerability
+  lookup ECOSYSTEM PACKAGE [--format json] list the advisories that name a package
   mirror DIR [--source URL]               copy the feeds into DIR
 `
 
@@ -44,6 +45,8 @@ func (e *env) db(ctx context.Context, args []string) int {
 		return e.dbShow(ctx, args[1:])
 	case "mirror":
 		return e.dbMirror(ctx, args[1:])
+	case "lookup":
+		return e.dbLookup(ctx, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprint(e.stdout, dbUsage)
 		return exitOK
@@ -438,6 +441,84 @@ func interval(lo, hi string) string {
 		return ">=" + lo
 	}
 	return ">=" + lo + ", " + hi
+}
+
+// lookupRow is one line of `db lookup`.
+type lookupRow struct {
+	ID        string         `json:"id"`
+	Severity  string         `json:"severity"`
+	Summary   string         `json:"summary,omitempty"`
+	Withdrawn bool           `json:"withdrawn,omitempty"`
+	Affected  vigil.Affected `json:"affected"`
+}
+
+func (e *env) dbLookup(ctx context.Context, args []string) int {
+	fs := newFlagSet(e, "db lookup", "vigil db lookup ECOSYSTEM PACKAGE [--db PATH] [--format text|json]")
+	dbFlag := fs.String("db", "", "database file (default $VIGIL_DB, else the user cache directory)")
+	format := fs.String("format", "text", "output format: text or json")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return exitUsage
+	}
+	if err := oneOf(*format, "text", "json"); err != nil {
+		return e.fail(err)
+	}
+	path, err := e.dbPath(*dbFlag)
+	if err != nil {
+		return e.fail(err)
+	}
+	db, err := vulndb.Open(path)
+	if err != nil {
+		return e.fail(err)
+	}
+	defer db.Close()
+	entries, err := db.Lookup(ctx, pos[0], pos[1])
+	if err != nil {
+		return e.fail(err)
+	}
+	rows := []lookupRow{}
+	for _, en := range entries {
+		v, err := db.Get(ctx, en.VulnID)
+		if err != nil {
+			return e.fail(err)
+		}
+		rows = append(rows, lookupRow{ID: v.ID, Severity: v.Severity, Summary: v.Summary, Withdrawn: en.Affected.Withdrawn, Affected: en.Affected})
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return e.fail(err)
+		}
+		return exitOK
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(e.stdout, "No advisory names %s in %s.\n", pos[1], pos[0])
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSEVERITY\tAFFECTED\tFIXED\tADVISORY\tSUMMARY")
+	for _, r := range rows {
+		fixed := strings.Join(r.Affected.Fixed(), ", ")
+		if fixed == "" {
+			fixed = "-"
+		}
+		adv := r.Affected.Advisory
+		if r.Withdrawn {
+			adv += " (withdrawn)"
+		}
+		sum := r.Summary
+		if len(sum) > 60 {
+			sum = sum[:57] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Severity, rangeText(r.Affected), fixed, adv, sum)
+	}
+	tw.Flush()
+	return exitOK
 }
 
 func (e *env) dbMirror(ctx context.Context, args []string) int {

@@ -62,7 +62,12 @@ Run 'vigil <command> -h' for a command's flags.
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return runWith(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+// runWith runs the CLI with the given environment lookup.
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
