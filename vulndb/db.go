@@ -43,6 +43,9 @@ type Meta struct {
 
 type lookupKey struct{ eco, key string }
 
+// maxCached bounds the lookup cache, in (ecosystem, package) keys.
+const maxCached = 1 << 20
+
 // Entry is one affected package of one vulnerability: what a lookup by
 // (ecosystem, package) returns.
 type Entry struct {
@@ -134,6 +137,11 @@ func (db *DB) Lookup(ctx context.Context, ecosystem, name string) ([]Entry, erro
 		return nil, err
 	}
 	db.mu.Lock()
+	if len(db.cache) >= maxCached {
+		// Bound the memory of a long-running process that looks up
+		// arbitrary names: start over.
+		clear(db.cache)
+	}
 	db.cache[k] = es
 	db.mu.Unlock()
 	return es, nil
@@ -288,6 +296,24 @@ func (db *DB) Changes(ctx context.Context, revision int64) ([]PackageRef, error)
 	rows, err := db.sql.QueryContext(ctx, "SELECT ecosystem, key FROM changes WHERE revision = ? ORDER BY ecosystem, key", revision)
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: changes: %w", err)
+	}
+	defer rows.Close()
+	var out []PackageRef
+	for rows.Next() {
+		var p PackageRef
+		if err := rows.Scan(&p.Ecosystem, &p.Package); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Packages lists every (ecosystem, package) key some advisory names.
+func (db *DB) Packages(ctx context.Context) ([]PackageRef, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT ecosystem, key FROM package_digests ORDER BY ecosystem, key")
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: packages: %w", err)
 	}
 	defer rows.Close()
 	var out []PackageRef

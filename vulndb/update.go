@@ -229,7 +229,7 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", "file:"+tmpPath+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-65536)")
+	db, err := sql.Open("sqlite", "file:"+tmpPath+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-16384)")
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: %w", err)
 	}
