@@ -412,3 +412,50 @@ func TestHTTPMirrorRoundTrip(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+func TestOpenReaderSurvivesAnUpdate(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	reader := open(t, path)
+	if _, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(src), Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The reader still sees its revision, whole; a new one sees the next.
+	if v := show(t, reader, "CVE-2021-44228"); v.KEV == nil || reader.Meta().Revision != 1 {
+		t.Errorf("old reader: revision %d", reader.Meta().Revision)
+	}
+	if r := open(t, path).Meta().Revision; r != 2 {
+		t.Errorf("new reader: revision %d", r)
+	}
+	if _, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(src)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentUpdatesAreRefused(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	started := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(src), Progress: func(p vulndb.Progress) {
+			if p.Step == "merge" {
+				close(started)
+				<-release
+			}
+		}})
+		done <- err
+	}()
+	<-started
+	_, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(src)})
+	var verr *vigil.Error
+	if !errors.As(err, &verr) || verr.Code != vigil.ECONFLICT {
+		t.Errorf("second concurrent update: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
