@@ -56,6 +56,7 @@ Commands:
   db status    describe the vulnerability database
   db show ID   show one vulnerability by any of its ids
   db mirror    copy the feeds into a directory, for air-gapped sites
+  sbom TARGET  list what a root filesystem, image, function package, file or SBOM holds
   version      print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -75,6 +76,8 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	switch args[0] {
 	case "db":
 		return e.db(ctx, args[1:])
+	case "sbom":
+		return e.sbom(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 		return exitOK
