@@ -84,10 +84,14 @@ type Event struct {
 	Limit        string `json:"limit,omitempty"`
 }
 
-// Fixed lists the fixed versions of the entry's ranges, in range order.
+// Fixed lists the fixed versions of the entry's ECOSYSTEM and SEMVER
+// ranges, in range order (GIT ranges name commits, not versions).
 func (a Affected) Fixed() []string {
 	var out []string
 	for _, r := range a.Ranges {
+		if r.Type == "GIT" {
+			continue
+		}
 		for _, e := range r.Events {
 			if e.Fixed != "" {
 				out = append(out, e.Fixed)
@@ -129,6 +133,7 @@ type KEV struct {
 	VendorProject string `json:"vendorProject,omitempty"`
 	Product       string `json:"product,omitempty"`
 	Name          string `json:"name,omitempty"`
+	Description   string `json:"shortDescription,omitempty"`
 	// DateAdded and DueDate are calendar dates, YYYY-MM-DD.
 	DateAdded       string   `json:"dateAdded"`
 	DueDate         string   `json:"dueDate,omitempty"`

@@ -351,7 +351,7 @@ func needsContext(exts []filesystem.Extractor) bool {
 // only Go binaries carry Go build info, only cargo-auditable ones a
 // .dep-v0 section.
 var prefilter = map[string][]byte{
-	"go/binary":            []byte("\xff Go buildinf:"),
+	"go/binary":           []byte("\xff Go buildinf:"),
 	"rust/cargoauditable": []byte(".dep-v0"),
 }
 

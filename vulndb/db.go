@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	"modernc.org/sqlite" // the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/score"
@@ -67,7 +68,7 @@ func Open(path string) (*DB, error) {
 	if !st.Mode().IsRegular() {
 		return nil, vigil.Errorf(vigil.EINVALID, "vulndb: %s is not a file", path)
 	}
-	sdb, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)")
+	sdb, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: %w", err)
 	}
@@ -82,6 +83,9 @@ func Open(path string) (*DB, error) {
 func (db *DB) readMeta() error {
 	rows, err := db.sql.Query("SELECT key, value FROM meta")
 	if err != nil {
+		if isBusy(err) {
+			return fmt.Errorf("vulndb: %s: %w", db.path, err)
+		}
 		return vigil.Errorf(vigil.EINVALID, "vulndb: %s is not a Vigil vulnerability database (%v): run `vigil db update` to rebuild it", db.path, err)
 	}
 	defer rows.Close()
@@ -104,6 +108,15 @@ func (db *DB) readMeta() error {
 	db.meta.BuiltAt, _ = time.Parse(time.RFC3339, m["built_at"])
 	db.meta.CheckedAt, _ = time.Parse(time.RFC3339, m["checked_at"])
 	return nil
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
 }
 
 // Close closes the database.
@@ -174,7 +187,7 @@ func (db *DB) lookup(ctx context.Context, k lookupKey) ([]Entry, error) {
 // regard to case.
 func (db *DB) Resolve(ctx context.Context, id string) ([]string, error) {
 	id = strings.TrimSpace(id)
-	rows, err := db.sql.QueryContext(ctx, "SELECT vuln, kind FROM ids WHERE alias = ? OR alias = ? ORDER BY kind, vuln", id, strings.ToUpper(id))
+	rows, err := db.sql.QueryContext(ctx, "SELECT vuln, kind FROM ids WHERE alias = ? ORDER BY kind, vuln", id)
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: resolve: %w", err)
 	}

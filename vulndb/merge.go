@@ -32,19 +32,41 @@ type merged struct {
 func merge(advs []osv.Advisory, cves map[string]cve.Record) *merged {
 	uf := newUnionFind()
 	split := map[string][]string{} // advisory id -> CVE ids it covers
-	for _, a := range advs {
+	// Records are folded in id order, so that the result never depends on
+	// the order of the zips.
+	order := make([]int, len(advs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(advs[a].ID, advs[b].ID) })
+	for _, i := range order {
+		a := advs[i]
 		uf.add(a.ID)
-		for _, al := range a.Aliases {
-			uf.union(a.ID, al)
+		if isCVE(a.ID) {
+			uf.setCVE(a.ID, a.ID)
 		}
-		ups := upstreamCVEs(a)
-		switch {
-		case len(ups) == 1:
-			uf.union(a.ID, ups[0])
-		case len(ups) > 1:
-			split[a.ID] = ups
-			for _, c := range ups {
+		cs := recordCVEs(a)
+		if len(cs) > 1 {
+			// One record for several CVEs (a DSA fixing five, a GO record
+			// naming two) is not one vulnerability: its packages go to each,
+			// and it is listed as related. Distinct CVEs are never merged.
+			split[a.ID] = cs
+			for _, c := range cs {
 				uf.add(c)
+				uf.setCVE(c, c)
+			}
+			continue
+		}
+		if len(cs) == 1 {
+			uf.add(cs[0])
+			uf.setCVE(cs[0], cs[0])
+			uf.union(a.ID, cs[0])
+		}
+		for _, al := range a.Aliases {
+			if !isCVE(al) {
+				// Refused when it would join two CVEs: the alias is then
+				// left to its own vulnerability.
+				uf.union(a.ID, al)
 			}
 		}
 	}
@@ -106,24 +128,30 @@ func merge(advs []osv.Advisory, cves map[string]cve.Record) *merged {
 	return m
 }
 
-// upstreamCVEs returns the distinct CVE ids a record derives from, reading
-// Debian's DEBIAN-CVE-… as the CVE it stands for.
-func upstreamCVEs(a osv.Advisory) []string {
+// recordCVEs returns the distinct CVE ids a record is, names as aliases,
+// or derives from (reading Debian's DEBIAN-CVE-… as the CVE it stands for).
+func recordCVEs(a osv.Advisory) []string {
 	var out []string
 	add := func(id string) {
 		id = strings.TrimPrefix(id, "DEBIAN-")
-		if strings.HasPrefix(id, "CVE-") && !slices.Contains(out, id) {
+		if isCVE(id) && !slices.Contains(out, id) {
 			out = append(out, id)
 		}
+	}
+	add(a.ID)
+	for _, al := range a.Aliases {
+		add(al)
 	}
 	for _, u := range a.Upstream {
 		add(u)
 	}
-	if strings.HasPrefix(a.ID, "DEBIAN-CVE-") {
-		add(a.ID)
-	}
 	slices.SortFunc(out, compareIDs)
 	return out
+}
+
+func isCVE(id string) bool {
+	_, ok := cveNumber(id)
+	return ok
 }
 
 // compareIDs orders CVE ids by year and number, then other ids as text.
@@ -283,9 +311,17 @@ func hasAdvisoryCVSS(cs []vigil.CVSS) bool {
 	return false
 }
 
-type unionFind struct{ parent map[string]string }
+// unionFind groups ids; each group holds at most one CVE id.
+type unionFind struct {
+	parent map[string]string
+	cve    map[string]string // root -> the group's CVE id
+}
 
-func newUnionFind() *unionFind { return &unionFind{parent: map[string]string{}} }
+func newUnionFind() *unionFind {
+	return &unionFind{parent: map[string]string{}, cve: map[string]string{}}
+}
+
+func (u *unionFind) setCVE(x, c string) { u.cve[u.find(x)] = c }
 
 func (u *unionFind) add(x string) {
 	if _, ok := u.parent[x]; !ok {
@@ -302,9 +338,20 @@ func (u *unionFind) find(x string) string {
 	return x
 }
 
-func (u *unionFind) union(a, b string) {
+// union joins the groups of a and b, unless each has a different CVE.
+func (u *unionFind) union(a, b string) bool {
 	ra, rb := u.find(a), u.find(b)
-	if ra != rb {
-		u.parent[ra] = rb
+	if ra == rb {
+		return true
 	}
+	ca, cb := u.cve[ra], u.cve[rb]
+	if ca != "" && cb != "" && ca != cb {
+		return false
+	}
+	u.parent[ra] = rb
+	if ca != "" {
+		u.cve[rb] = ca
+	}
+	delete(u.cve, ra)
+	return true
 }

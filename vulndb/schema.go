@@ -16,7 +16,7 @@ import (
 
 // SchemaVersion is the layout of the file. A file of another version is
 // rebuilt by the next update and refused by Open.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 const schema = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -26,7 +26,8 @@ CREATE TABLE sources (
 	location TEXT NOT NULL,
 	fingerprint TEXT NOT NULL,  -- feed.Fingerprint as JSON
 	records INTEGER NOT NULL,
-	skipped INTEGER NOT NULL,
+	skipped INTEGER NOT NULL,   -- records dropped whole
+	problems INTEGER NOT NULL,  -- every problem, also in kept records
 	source_date TEXT NOT NULL,  -- newest date the content carries, RFC 3339 or YYYY-MM-DD
 	ingested_at TEXT NOT NULL,
 	warnings TEXT NOT NULL      -- JSON list of the first problems
@@ -50,7 +51,7 @@ CREATE TABLE epss (cve INTEGER PRIMARY KEY, score INTEGER NOT NULL, percentile I
 CREATE TABLE vulns (id TEXT PRIMARY KEY, modified TEXT NOT NULL, body BLOB NOT NULL);
 -- Every id of a vulnerability (its own, its aliases: kind 0) and advisories
 -- that cover it among others (kind 1) point at its entry.
-CREATE TABLE ids (alias TEXT NOT NULL, vuln TEXT NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (alias, vuln)) WITHOUT ROWID;
+CREATE TABLE ids (alias TEXT NOT NULL COLLATE NOCASE, vuln TEXT NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (alias, vuln)) WITHOUT ROWID;
 -- Affected packages: the lookup path of matching. key is the package name
 -- normalised for its ecosystem (PackageKey).
 CREATE TABLE affected (

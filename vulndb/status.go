@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vigil-project/vigil/feed"
@@ -56,6 +57,7 @@ type SourceStatus struct {
 	Location    string           `json:"location"`
 	Records     int              `json:"records"`
 	Skipped     int              `json:"skipped"`
+	Problems    int              `json:"problems"`
 	SourceDate  string           `json:"sourceDate"`
 	Digest      string           `json:"digest"`
 	Fingerprint feed.Fingerprint `json:"fingerprint"`
@@ -110,14 +112,14 @@ func (db *DB) Status(ctx context.Context, now time.Time, maxAge time.Duration) (
 		s.EcosystemDetails[name] = e
 	}
 	rows.Close()
-	rows, err = db.sql.QueryContext(ctx, "SELECT name, kind, location, fingerprint, records, skipped, source_date, ingested_at, warnings FROM sources ORDER BY name")
+	rows, err = db.sql.QueryContext(ctx, "SELECT name, kind, location, fingerprint, records, skipped, problems, source_date, ingested_at, warnings FROM sources ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: status: %w", err)
 	}
 	for rows.Next() {
 		var src SourceStatus
 		var fpj, ing, warn string
-		if err := rows.Scan(&src.Name, &src.Kind, &src.Location, &fpj, &src.Records, &src.Skipped, &src.SourceDate, &ing, &warn); err != nil {
+		if err := rows.Scan(&src.Name, &src.Kind, &src.Location, &fpj, &src.Records, &src.Skipped, &src.Problems, &src.SourceDate, &ing, &warn); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -128,10 +130,13 @@ func (db *DB) Status(ctx context.Context, now time.Time, maxAge time.Duration) (
 			src.Warnings = []string{}
 		}
 		src.IngestedAt, _ = time.Parse(time.RFC3339, ing)
-		if src.Skipped > 0 {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %d bad input(s) skipped", src.Name, src.Skipped))
+		if src.Problems > 0 {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: %d record(s) skipped, %d problem(s) in all", src.Name, src.Skipped, src.Problems))
 			for _, w := range src.Warnings {
-				s.Warnings = append(s.Warnings, src.Name+": "+w)
+				if !strings.HasPrefix(w, src.Kind+":") {
+					w = src.Name + ": " + w
+				}
+				s.Warnings = append(s.Warnings, w)
 			}
 		}
 		s.Sources = append(s.Sources, src)

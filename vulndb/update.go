@@ -53,9 +53,12 @@ type SourceResult struct {
 	// Status is "updated", "unchanged", "missing" (not found or not
 	// configured; data from an earlier update is kept), or "failed" (data
 	// from an earlier update is kept).
-	Status   string   `json:"status"`
-	Records  int      `json:"records"`
+	Status  string `json:"status"`
+	Records int    `json:"records"`
+	// Skipped counts records dropped whole; Problems counts every problem,
+	// including parts of kept records (a range, a vector) that were dropped.
 	Skipped  int      `json:"skipped"`
+	Problems int      `json:"problems"`
 	Error    string   `json:"error,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -106,6 +109,7 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	defer unlock()
+	removeStale(opts.Path, opts.Fetcher.TempDir)
 
 	sum := &Summary{Path: opts.Path}
 	prev, prevRev, err := readState(opts.Path)
@@ -142,8 +146,19 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 	} else if ecos, err := osv.Ecosystems(ctx, opts.Fetcher, opts.Sources.OSV); err != nil {
 		sum.Sources = append(sum.Sources, SourceResult{Name: "osv", Location: opts.Sources.OSV, Status: statusOf(err), Error: err.Error()})
 	} else {
+		listed := map[string]bool{}
 		for _, e := range ecos {
+			if !osv.Supported(e) {
+				sum.Sources = append(sum.Sources, SourceResult{Name: "osv/" + e, Location: osv.ZipPath(opts.Sources.OSV, e), Status: "skipped", Error: "Vigil has no version order for this ecosystem"})
+				continue
+			}
+			listed["osv/"+e] = true
 			addJob("osv/"+e, "osv", osv.ZipPath(opts.Sources.OSV, e))
+		}
+		for name := range prev {
+			if strings.HasPrefix(name, "osv/") && !listed[name] {
+				sum.Sources = append(sum.Sources, SourceResult{Name: name, Location: opts.Sources.OSV, Status: "missing", Error: "no longer listed by the source; earlier data kept"})
+			}
 		}
 	}
 	for _, s := range []struct{ name, loc string }{{"kev", opts.Sources.KEV}, {"epss", opts.Sources.EPSS}, {"cve", opts.Sources.CVE}} {
@@ -182,6 +197,28 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 			continue
 		}
 		anyChange = true
+	}
+
+	reachable := false
+	for _, j := range jobs {
+		if j.fetched != nil {
+			reachable = true
+		}
+	}
+	if !reachable {
+		var errs []string
+		for _, r := range sum.Sources {
+			if r.Error != "" && r.Status != "skipped" {
+				errs = append(errs, r.Name+": "+r.Error)
+			}
+		}
+		for _, j := range jobs {
+			errs = append(errs, j.name+": "+j.res.Error)
+		}
+		if len(errs) > 3 {
+			errs = append(errs[:3], fmt.Sprintf("and %d more", len(errs)-3))
+		}
+		return nil, vigil.Errorf(vigil.EUNAVAILABLE, "vulndb: no source could be read, the database is unchanged: %s", strings.Join(errs, "; "))
 	}
 
 	now := opts.Now().UTC()
@@ -229,7 +266,7 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", "file:"+tmpPath+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=cache_size(-16384)")
+	db, err := sql.Open("sqlite", "file:"+tmpPath+"?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=cache_size(-16384)")
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: %w", err)
 	}
@@ -258,11 +295,11 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT src"); err != nil {
 			return nil, err
 		}
-		n, date, err := ingest(ctx, tx, j.kind, j.name, j.fetched.Path, probs, func(done, total int64) {
+		n, skipped, date, err := ingest(ctx, tx, j.kind, j.name, j.fetched.Path, probs, func(done, total int64) {
 			opts.Progress(Progress{Source: j.name, Step: "ingest", Done: done, Total: total})
 		})
 		if err == nil {
-			err = saveSource(ctx, tx, j.name, j.kind, j.loc, j.fetched.Fingerprint, n, probs, date, now)
+			err = saveSource(ctx, tx, j.name, j.kind, j.loc, j.fetched.Fingerprint, n, skipped, probs, date, now)
 		}
 		if err != nil {
 			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO src; RELEASE src"); rerr != nil {
@@ -272,13 +309,13 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 				return nil, ctx.Err()
 			}
 			j.res.Status, j.res.Error = "failed", err.Error()
-			j.res.Skipped, j.res.Warnings = probs.Count(), probs.First()
+			j.res.Problems, j.res.Warnings = probs.Count(), probs.First()
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE src"); err != nil {
 			return nil, err
 		}
-		j.res.Status, j.res.Records, j.res.Skipped, j.res.Warnings = "updated", n, probs.Count(), probs.First()
+		j.res.Status, j.res.Records, j.res.Skipped, j.res.Problems, j.res.Warnings = "updated", n, skipped, probs.Count(), probs.First()
 		if j.kind == "osv" || j.kind == "cve" {
 			derivedDirty = true
 		}
@@ -287,6 +324,21 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 		sum.Sources = append(sum.Sources, *j.res)
 	}
 	changedAnything := derivedDirty || slices.ContainsFunc(sum.Sources, func(s SourceResult) bool { return s.Status == "updated" })
+	if !changedAnything && exists {
+		// Every changed source failed to ingest: keep the file as it is.
+		tx.Rollback()
+		db.Close()
+		if err := touch(opts.Path, now, sum.Sources); err != nil {
+			return nil, err
+		}
+		sum.Revision = prevRev
+		if old, err := Open(opts.Path); err == nil {
+			sum.Vulns, _ = old.count("vulns")
+			old.Close()
+		}
+		sum.Duration = time.Since(start)
+		return sum, nil
+	}
 	rev := prevRev
 	if changedAnything {
 		rev++
@@ -359,28 +411,28 @@ func statusOf(err error) string {
 }
 
 // ingest replaces one source's rows with the content of the file at path.
-func ingest(ctx context.Context, tx *sql.Tx, kind, name, path string, probs *feed.Problems, progress feed.Progress) (int, string, error) {
+func ingest(ctx context.Context, tx *sql.Tx, kind, name, path string, probs *feed.Problems, progress feed.Progress) (int, int, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
 	switch kind {
 	case "osv":
 		if _, err := tx.ExecContext(ctx, "DELETE FROM advisories WHERE source = ?", name); err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO advisories(source, id, modified, body) VALUES (?, ?, ?, ?)")
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		defer ins.Close()
 		var newest time.Time
-		n, err := osv.ReadZip(f, st.Size(), probs, func(a osv.Advisory) error {
+		n, skipped, err := osv.ReadZip(f, st.Size(), probs, func(a osv.Advisory) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -399,46 +451,49 @@ func ingest(ctx context.Context, tx *sql.Tx, kind, name, path string, probs *fee
 			return err
 		})
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
-		if n == 0 && probs.Count() > 0 {
-			return 0, "", fmt.Errorf("no usable record in %s (%d skipped)", path, probs.Count())
+		if n == 0 && skipped > 0 {
+			return 0, 0, "", fmt.Errorf("no usable record in %s (%d skipped)", path, skipped)
 		}
-		return n, dateOf(newest), nil
+		return n, skipped, dateOf(newest), nil
 	case "kev":
 		cat, err := kev.Parse(&countingReader{r: f, total: st.Size(), progress: progress}, probs)
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
+		}
+		if len(cat.Entries) == 0 {
+			return 0, 0, "", fmt.Errorf("no usable entry in %s", path)
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM kev"); err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO kev(cve, body) VALUES (?, ?)")
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		defer ins.Close()
 		for _, e := range cat.Entries {
 			body, err := json.Marshal(e)
 			if err != nil {
-				return 0, "", err
+				return 0, 0, "", err
 			}
 			if _, err := ins.ExecContext(ctx, e.CVE, string(body)); err != nil {
-				return 0, "", err
+				return 0, 0, "", err
 			}
 		}
 		date := cat.Version
 		if !cat.Released.IsZero() {
 			date = cat.Released.UTC().Format(time.RFC3339)
 		}
-		return len(cat.Entries), date, nil
+		return len(cat.Entries), probs.Count(), date, nil
 	case "epss":
 		if _, err := tx.ExecContext(ctx, "DELETE FROM epss"); err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO epss(cve, score, percentile) VALUES (?, ?, ?)")
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		defer ins.Close()
 		n := 0
@@ -458,26 +513,31 @@ func ingest(ctx context.Context, tx *sql.Tx, kind, name, path string, probs *fee
 			return err
 		})
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		if n == 0 {
-			return 0, "", fmt.Errorf("no usable row in %s", path)
+			return 0, 0, "", fmt.Errorf("no usable row in %s", path)
 		}
 		_, err = tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta(key, value) VALUES ('epss_date', ?), ('epss_model', ?)", hdr.ScoreDate, hdr.ModelVersion)
-		return n, hdr.ScoreDate, err
+		return n, probs.Count(), hdr.ScoreDate, err
 	case "cve":
 		if _, err := tx.ExecContext(ctx, "DELETE FROM cves"); err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO cves(id, body) VALUES (?, ?)")
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
 		defer ins.Close()
 		var newest time.Time
+		var recordProblems int
 		n, err := cve.ReadZip(f, st.Size(), probs, func(r cve.Record) error {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			for _, w := range r.Warnings {
+				recordProblems++
+				probs.Addf("%s: %s", r.ID, w)
 			}
 			body, err := encode(r)
 			if err != nil {
@@ -490,14 +550,15 @@ func ingest(ctx context.Context, tx *sql.Tx, kind, name, path string, probs *fee
 			return err
 		})
 		if err != nil {
-			return 0, "", err
+			return 0, 0, "", err
 		}
-		if n == 0 && probs.Count() > 0 {
-			return 0, "", fmt.Errorf("no usable record in %s (%d skipped)", path, probs.Count())
+		skipped := probs.Count() - recordProblems
+		if n == 0 && skipped > 0 {
+			return 0, 0, "", fmt.Errorf("no usable record in %s (%d skipped)", path, skipped)
 		}
-		return n, dateOf(newest), nil
+		return n, skipped, dateOf(newest), nil
 	}
-	return 0, "", fmt.Errorf("unknown source kind %q", kind)
+	return 0, 0, "", fmt.Errorf("unknown source kind %q", kind)
 }
 
 func dateOf(t time.Time) string {
@@ -507,11 +568,11 @@ func dateOf(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func saveSource(ctx context.Context, tx *sql.Tx, name, kind, loc string, fp feed.Fingerprint, n int, probs *feed.Problems, date string, now time.Time) error {
+func saveSource(ctx context.Context, tx *sql.Tx, name, kind, loc string, fp feed.Fingerprint, n, skipped int, probs *feed.Problems, date string, now time.Time) error {
 	fpj, _ := json.Marshal(fp)
 	w, _ := json.Marshal(probs.First())
-	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO sources(name, kind, location, fingerprint, records, skipped, source_date, ingested_at, warnings)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, name, kind, loc, string(fpj), n, probs.Count(), date, now.Format(time.RFC3339), string(w))
+	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO sources(name, kind, location, fingerprint, records, skipped, problems, source_date, ingested_at, warnings)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, name, kind, loc, string(fpj), n, skipped, probs.Count(), date, now.Format(time.RFC3339), string(w))
 	return err
 }
 
@@ -750,9 +811,28 @@ func readState(path string) (map[string]sourceState, int64, error) {
 	return st, db.meta.Revision, nil
 }
 
+// removeStale deletes what an update killed outright left behind: its
+// temporary database and downloads. The caller holds the lock.
+func removeStale(dbPath, tempDir string) {
+	stale, _ := filepath.Glob(dbPath + ".tmp-*")
+	if tempDir != "" {
+		// Downloads are shared by the databases of a directory: only those
+		// a day old are surely abandoned.
+		more, _ := filepath.Glob(filepath.Join(tempDir, "vigil-feed-*"))
+		for _, p := range more {
+			if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 24*time.Hour {
+				stale = append(stale, p)
+			}
+		}
+	}
+	for _, p := range stale {
+		os.Remove(p)
+	}
+}
+
 // touch records a check that found nothing new, in one SQLite transaction.
 func touch(path string, now time.Time, results []SourceResult) error {
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return fmt.Errorf("vulndb: %w", err)
 	}

@@ -1,8 +1,11 @@
 package vulndb_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -296,7 +299,7 @@ func TestBadRecordsAreCountedAndNamed(t *testing.T) {
 	sum := update(t, path, feed.FromMirror(src))
 	for _, s := range sum.Sources {
 		if s.Name == "osv/PyPI" {
-			if s.Status != "updated" || s.Records != 3 || s.Skipped != 4 {
+			if s.Status != "updated" || s.Records != 3 || s.Skipped != 1 || s.Problems != 4 {
 				t.Errorf("osv/PyPI: %+v", s)
 			}
 		}
@@ -457,5 +460,181 @@ func TestConcurrentUpdatesAreRefused(t *testing.T) {
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A source that fails after its old rows were deleted (a gzip truncated in
+// the middle, a zip whose every record is bad) keeps its earlier data, also
+// through later updates that rebuild the merged view.
+func TestSourceFailingMidIngestKeepsItsRows(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+
+	// EPSS: a valid start, then garbage.
+	var rows strings.Builder
+	rows.WriteString("#model_version:v1,score_date:2026-08-17T00:00:00+0000\ncve,epss,percentile\n")
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&rows, "CVE-2020-%d,0.1,0.2\n", 10000+i)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(rows.String()))
+	zw.Close()
+	epssPath := filepath.Join(src, "epss", "epss_scores-2026-08-16.csv.gz")
+	os.WriteFile(epssPath, gz.Bytes()[:gz.Len()*2/3], 0o644)
+	// Debian: a zip whose only record is not JSON.
+	bad := filepath.Join(t.TempDir(), "DSA-0000-1.json")
+	os.WriteFile(bad, []byte("{not json"), 0o644)
+	writeZip(t, filepath.Join(src, "osv", "Debian", "all.zip"), []string{bad}, func(f string) string { return filepath.Base(f) })
+
+	sum := update(t, path, feed.FromMirror(src))
+	st := statuses(sum)
+	if st["epss"] != "failed" || st["osv/Debian"] != "failed" {
+		t.Fatalf("statuses = %v", st)
+	}
+	// Now change another OSV source, so that the merged view is rebuilt.
+	files, _ := filepath.Glob(filepath.Join("testdata", "mirror", "osv", "npm", "*.json"))
+	writeZip(t, filepath.Join(src, "osv", "npm", "all.zip"), files[:1], func(f string) string { return filepath.Base(f) })
+	update(t, path, feed.FromMirror(src))
+
+	db := open(t, path)
+	v := show(t, db, "CVE-2022-0778")
+	if len(v.Affected) != 2 || v.EPSS == nil || v.EPSS.Score != 0.70561 {
+		t.Errorf("Debian or EPSS data lost: affected %d, epss %+v", len(v.Affected), v.EPSS)
+	}
+	status, _ := db.Status(context.Background(), time.Now(), time.Hour)
+	if status.EPSSScores != 3 {
+		t.Errorf("epss scores = %d, want the 3 of before", status.EPSSScores)
+	}
+}
+
+func TestNoReadableSourceIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil.db")
+	nowhere := feed.Sources{OSV: "http://127.0.0.1:1/osv", KEV: "http://127.0.0.1:1/kev.json"}
+	_, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: nowhere})
+	var verr *vigil.Error
+	if !errors.As(err, &verr) || verr.Code != vigil.EUNAVAILABLE {
+		t.Fatalf("update from nowhere: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Error("a failed first update left a database behind")
+	}
+	// An existing database stays as it was, and goes stale.
+	then := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(makeMirror(t)), Now: func() time.Time { return then }}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: nowhere}); err == nil {
+		t.Fatal("update from nowhere succeeded")
+	}
+	if got := open(t, path).Meta().CheckedAt; !got.Equal(then) {
+		t.Errorf("checked at %v after a failed update, want %v", got, then)
+	}
+}
+
+func TestEmptyKEVIsAFailure(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	os.WriteFile(filepath.Join(src, "kev", "known_exploited_vulnerabilities.json"), []byte(`{"vulnerabilities": []}`), 0o644)
+	sum := update(t, path, feed.FromMirror(src))
+	if st := statuses(sum); st["kev"] != "failed" {
+		t.Errorf("kev = %s", st["kev"])
+	}
+	if v := show(t, open(t, path), "CVE-2021-44228"); v.KEV == nil {
+		t.Error("KEV data lost")
+	}
+}
+
+func TestRecordNamingTwoCVEsDoesNotMergeThem(t *testing.T) {
+	src := makeMirror(t)
+	dir := t.TempDir()
+	// A record that names both Log4Shell and another CVE must not fold
+	// them into one vulnerability.
+	stray := filepath.Join(dir, "GHSA-xxxx-yyyy-zzzz.json")
+	os.WriteFile(stray, []byte(`{"id":"GHSA-xxxx-yyyy-zzzz","modified":"2024-01-01T00:00:00Z","aliases":["CVE-2021-44228","CVE-2020-8203"],
+		"summary":"stray","affected":[{"package":{"ecosystem":"npm","name":"evil"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.0.0"}]}]}]}`), 0o644)
+	files, _ := filepath.Glob(filepath.Join("testdata", "mirror", "osv", "npm", "*.json"))
+	writeZip(t, filepath.Join(src, "osv", "npm", "all.zip"), append(files, stray), func(f string) string { return filepath.Base(f) })
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	db := open(t, path)
+	if v := show(t, db, "CVE-2020-8203"); v.ID != "CVE-2020-8203" || slices.Contains(v.Aliases, "CVE-2021-44228") || v.Summary != "Prototype Pollution in lodash" {
+		t.Errorf("lodash: %s %q %q", v.ID, v.Aliases, v.Summary)
+	}
+	if v := show(t, db, "CVE-2021-44228"); !slices.Contains(v.Related, "GHSA-xxxx-yyyy-zzzz") || v.Summary != "Remote code injection in Log4j" {
+		t.Errorf("log4shell: related %q summary %q", v.Related, v.Summary)
+	}
+	ids, _ := db.Resolve(context.Background(), "ghsa-xxxx-yyyy-zzzz")
+	if !slices.Equal(ids, []string{"CVE-2020-8203", "CVE-2021-44228"}) {
+		t.Errorf("Resolve(stray, lower case) = %q", ids)
+	}
+	if v := show(t, db, "ghsa-jfh8-c2jp-5v3q"); v.ID != "CVE-2021-44228" {
+		t.Errorf("lower-case GHSA id resolves to %s", v.ID)
+	}
+}
+
+func TestReadersDuringUpdatesWithNothingNew(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			db, err := vulndb.Open(path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = db.Get(context.Background(), "CVE-2021-44228")
+			db.Close()
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 30; i++ {
+		if _, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(src)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Errorf("a reader failed during updates: %v", err)
+	}
+}
+
+func TestVanishedEcosystemIsReported(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	os.RemoveAll(filepath.Join(src, "osv", "crates.io"))
+	sum := update(t, path, feed.FromMirror(src))
+	if st := statuses(sum); st["osv/crates.io"] != "missing" {
+		t.Errorf("statuses = %v", st)
+	}
+	if v := show(t, open(t, path), "RUSTSEC-2020-0159"); v == nil {
+		t.Error("crates.io data dropped")
+	}
+}
+
+func TestStaleTemporaryFilesAreRemoved(t *testing.T) {
+	src := makeMirror(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil.db")
+	os.WriteFile(path+".tmp-123", []byte("left by a killed update"), 0o644)
+	update(t, path, feed.FromMirror(src))
+	if _, err := os.Stat(path + ".tmp-123"); !os.IsNotExist(err) {
+		t.Error("stale temporary database not removed")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/feed"
 	"github.com/vigil-project/vigil/feed/mirror"
+	"github.com/vigil-project/vigil/feed/osv"
 	"github.com/vigil-project/vigil/vulndb"
 )
 
@@ -159,7 +160,7 @@ func (e *env) dbUpdate(ctx context.Context, args []string) int {
 			}
 		}
 		var parts []string
-		for _, st := range []string{"updated", "unchanged", "missing", "failed"} {
+		for _, st := range []string{"updated", "unchanged", "missing", "failed", "skipped"} {
 			if counts[st] > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 			}
@@ -362,7 +363,11 @@ func printVuln(w io.Writer, v *vigil.Vulnerability) {
 		fmt.Fprintf(w, "KEV:       added %s, due %s%s\n", v.KEV.DateAdded, v.KEV.DueDate, rw)
 	}
 	if v.EPSS != nil {
-		fmt.Fprintf(w, "EPSS:      %.5f (percentile %.5f, %s)\n", v.EPSS.Score, v.EPSS.Percentile, v.EPSS.Date)
+		date := ""
+		if v.EPSS.Date != "" {
+			date = ", " + v.EPSS.Date
+		}
+		fmt.Fprintf(w, "EPSS:      %.5f (percentile %.5f%s)\n", v.EPSS.Score, v.EPSS.Percentile, date)
 	}
 	if len(v.CWEs) > 0 {
 		fmt.Fprintf(w, "CWE:       %s\n", strings.Join(v.CWEs, ", "))
@@ -470,6 +475,9 @@ func (e *env) dbLookup(ctx context.Context, args []string) int {
 	path, err := e.dbPath(*dbFlag)
 	if err != nil {
 		return e.fail(err)
+	}
+	if !osv.Supported(pos[0]) {
+		return e.fail(vigil.Errorf(vigil.EINVALID, "unknown ecosystem %q: use OSV's names, such as npm, PyPI, Go, Maven, Debian:12", pos[0]))
 	}
 	db, err := vulndb.Open(path)
 	if err != nil {

@@ -107,6 +107,7 @@ func TestDBCommands(t *testing.T) {
 		{"lookup", []string{"db", "lookup", "Debian:11", "openssl"}, exitOK, "lookup-openssl.txt", ""},
 		{"lookup json", []string{"db", "lookup", "PyPI", "pygments", "--format", "json"}, exitOK, "lookup-pygments.json", ""},
 		{"lookup nothing", []string{"db", "lookup", "npm", "left-pad"}, exitOK, "lookup-none.txt", ""},
+		{"lookup unknown ecosystem", []string{"db", "lookup", "debian:12", "openssl"}, exitUsage, "", `unknown ecosystem "debian:12"`},
 		{"unknown flag", []string{"db", "status", "--colour"}, exitUsage, "", "flag provided but not defined"},
 		{"unknown subcommand", []string{"db", "frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
 		{"update takes no args", []string{"db", "update", "extra"}, exitUsage, "", "takes no arguments"},

@@ -38,6 +38,7 @@ type entry struct {
 	VendorProject              string   `json:"vendorProject"`
 	Product                    string   `json:"product"`
 	VulnerabilityName          string   `json:"vulnerabilityName"`
+	ShortDescription           string   `json:"shortDescription"`
 	DateAdded                  string   `json:"dateAdded"`
 	RequiredAction             string   `json:"requiredAction"`
 	DueDate                    string   `json:"dueDate"`
@@ -184,6 +185,7 @@ func parseEntries(dec *json.Decoder, cat *Catalog, probs *feed.Problems) error {
 			VendorProject:   e.VendorProject,
 			Product:         e.Product,
 			Name:            e.VulnerabilityName,
+			Description:     e.ShortDescription,
 			DateAdded:       e.DateAdded,
 			DueDate:         e.DueDate,
 			KnownRansomware: strings.EqualFold(strings.TrimSpace(e.KnownRansomwareCampaignUse), "Known"),

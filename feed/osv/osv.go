@@ -183,6 +183,13 @@ func parseAffected(id string, i int, af affected, a *Advisory, probs *feed.Probl
 			probs.Addf("osv: %s: affected[%d] (%s %s): range %d: %v", id, i, eco, clip(name), j, err)
 			continue
 		}
+		if r.Type != "GIT" {
+			// An inverted interval is reported but kept: matching orders
+			// events by version, and the range's other intervals stand.
+			if err := checkOrder(eco, r.Events); err != nil {
+				probs.Addf("osv: %s: affected[%d] (%s %s): range %d: %v", id, i, eco, clip(name), j, err)
+			}
+		}
 		out.Ranges = append(out.Ranges, r)
 	}
 	for _, v := range af.Versions {
@@ -193,6 +200,8 @@ func parseAffected(id string, i int, af affected, a *Advisory, probs *feed.Probl
 	if len(out.Ranges) == 0 && len(out.Versions) == 0 {
 		if len(af.Ranges) > 0 {
 			probs.Addf("osv: %s: affected[%d] (%s %s): no usable range left", id, i, eco, clip(name))
+		} else {
+			probs.Addf("osv: %s: affected[%d] (%s %s): no ranges and no versions", id, i, eco, clip(name))
 		}
 		return vigil.Affected{}, false
 	}
@@ -254,6 +263,40 @@ func parseRange(eco, typ string, raw []json.RawMessage) (vigil.Range, error) {
 		return vigil.Range{}, errors.New("no introduced event")
 	}
 	return r, nil
+}
+
+// checkOrder rejects a range whose fixed or last_affected version comes
+// before the version it was introduced in.
+func checkOrder(eco string, events []vigil.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("version comparison panicked: %v", p)
+		}
+	}()
+	lo := ""
+	for _, e := range events {
+		switch {
+		case e.Introduced != "":
+			lo = e.Introduced
+		case e.Fixed != "" || e.LastAffected != "":
+			hi := e.Fixed + e.LastAffected
+			if lo == "" || lo == "0" {
+				continue
+			}
+			v, perr := semantic.Parse(lo, eco)
+			if perr != nil {
+				return perr
+			}
+			c, cerr := v.CompareStr(hi)
+			if cerr != nil {
+				return cerr
+			}
+			if c > 0 {
+				return fmt.Errorf("introduced %q comes after %q", clip(lo), clip(hi))
+			}
+		}
+	}
+	return nil
 }
 
 // Supported reports whether Vigil knows the version order of an OSV
@@ -395,10 +438,10 @@ func clip(s string) string {
 // and recorded in probs; a zip that cannot be opened at all is an error.
 // Members are decompressed and parsed on all cores; fn is called from one
 // goroutine at a time, in no particular order.
-func ReadZip(ra io.ReaderAt, size int64, probs *feed.Problems, fn func(Advisory) error) (int, error) {
+func ReadZip(ra io.ReaderAt, size int64, probs *feed.Problems, fn func(Advisory) error) (read, skipped int, err error) {
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
-		return 0, fmt.Errorf("osv: open zip: %w", err)
+		return 0, 0, fmt.Errorf("osv: open zip: %w", err)
 	}
 	var files []*zip.File
 	for _, f := range zr.File {
@@ -407,6 +450,7 @@ func ReadZip(ra io.ReaderAt, size int64, probs *feed.Problems, fn func(Advisory)
 		}
 		if f.UncompressedSize64 > MaxRecordSize {
 			probs.Addf("osv: %s: %d bytes exceeds the record size limit", clip(f.Name), f.UncompressedSize64)
+			skipped++
 			continue
 		}
 		files = append(files, f)
@@ -462,7 +506,10 @@ func ReadZip(ra io.ReaderAt, size int64, probs *feed.Problems, fn func(Advisory)
 		}
 		n++
 	}
-	return n, ferr
+	if ferr != nil {
+		return n, skipped, ferr
+	}
+	return n, skipped + len(files) - n, nil
 }
 
 func readMember(f *zip.File) ([]byte, error) {

@@ -43,7 +43,7 @@ func TestParseRecords(t *testing.T) {
 		},
 		{
 			file: "pypi-versions.json", id: "PYSEC-2021-59", aliases: []string{"CVE-2021-27291", "GHSA-pq64-v7f5-gqh8"},
-			affected: []string{"PyPI Pygments 2e7e8c4a7b318f4032493773732754e418279a14,2.7.4"},
+			affected: []string{"PyPI Pygments 2.7.4"}, // the GIT range names a commit, not a version
 			cvss:     []string{"3.1 7.5 HIGH"},
 		},
 		{
@@ -143,6 +143,18 @@ func TestParseRangeEvents(t *testing.T) {
 		{"empty version", "npm", `[{"introduced":"0"},{"fixed":""}]`, false},
 		{"limit star", "npm", `[{"introduced":"0"},{"limit":"*"}]`, true},
 		{"event not an object", "npm", `["0"]`, false},
+		{"npm wildcard", "npm", `[{"introduced":"0"},{"fixed":"*"}]`, false},
+		{"npm prerelease", "npm", `[{"introduced":"1.0.0-beta.1"},{"fixed":"1.0.0"}]`, true},
+		{"inverted range is reported", "npm", `[{"introduced":"5.0.0"},{"fixed":"1.0.0"}]`, false},
+		{"empty interval is harmless", "crates.io", `[{"introduced":"0.10.0"},{"fixed":"0.10.0"}]`, true},
+		{"npm two-part version", "npm", `[{"introduced":"1.0"},{"fixed":"2.6.1"}]`, true},
+		{"maven qualifier", "Maven", `[{"introduced":"2.0-beta9"},{"fixed":"2.3.1"}]`, true},
+		{"maven list", "Maven", `[{"introduced":"0"},{"fixed":"1.0,2.0"}]`, false},
+		{"nuget", "NuGet", `[{"introduced":"0"},{"fixed":"4.7.2"}]`, true},
+		{"rubygems prerelease", "RubyGems", `[{"introduced":"0"},{"fixed":"6.1.7.3.rc1"}]`, true},
+		{"packagist", "Packagist", `[{"introduced":"0"},{"fixed":"v2.4.1"}]`, true},
+		{"go pseudo-version", "Go", `[{"introduced":"0"},{"fixed":"0.0.0-20220906165146-f3363e06e74c"}]`, true},
+		{"several ranges with last_affected", "npm", `[{"introduced":"0"},{"last_affected":"1.0.1"}]`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +205,7 @@ func TestReadZipSkipsBadMembers(t *testing.T) {
 	zw.Close()
 	var probs feed.Problems
 	var ids []string
-	n, err := ReadZip(bytes.NewReader(buf.Bytes()), int64(buf.Len()), &probs, func(a Advisory) error {
+	n, skipped, err := ReadZip(bytes.NewReader(buf.Bytes()), int64(buf.Len()), &probs, func(a Advisory) error {
 		ids = append(ids, a.ID)
 		return nil
 	})
@@ -201,14 +213,14 @@ func TestReadZipSkipsBadMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(ids)
-	if n != 2 || !slices.Equal(ids, []string{"GHSA-9c47-m6qq-7p4h", "GO-2022-0969"}) {
+	if n != 2 || skipped != 1 || !slices.Equal(ids, []string{"GHSA-9c47-m6qq-7p4h", "GO-2022-0969"}) {
 		t.Errorf("read %d %q", n, ids)
 	}
 	if probs.Count() != 1 || !strings.Contains(probs.First()[0], "broken.json") {
 		t.Errorf("problems = %q", probs.First())
 	}
 	// A truncated zip cannot be opened at all.
-	if _, err := ReadZip(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), int64(buf.Len()/2), &probs, func(Advisory) error { return nil }); err == nil {
+	if _, _, err := ReadZip(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), int64(buf.Len()/2), &probs, func(Advisory) error { return nil }); err == nil {
 		t.Error("truncated zip read without error")
 	}
 }

@@ -25,8 +25,8 @@ var (
 		`(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$`)
 	// apk: digits separated by dots, a letter, suffixes, a revision.
 	apkRe = regexp.MustCompile(`^[0-9]+(?:\.[0-9]+)*[a-z]?(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*(?:~[0-9a-f]+)?(?:-r[0-9]+)?$`)
-	// Everything else: a printable token.
-	tokenRe = regexp.MustCompile(`^[\x21-\x7e]+$`)
+	// Everything else: a printable token with a digit, no wildcard or list.
+	tokenRe = regexp.MustCompile(`^[^\s*,]*[0-9][^\s*,]*$`)
 )
 
 // validVersion checks that v is a version in the syntax of the range type
@@ -49,8 +49,17 @@ func validVersion(rangeType, eco, v string) error {
 	default:
 		re = tokenRe
 	}
-	if !re.MatchString(v) {
+	if !re.MatchString(v) || !printable(v) {
 		return errors.New("not a valid version for " + strings.ToLower(rangeType) + " range in " + eco)
 	}
 	return nil
+}
+
+func printable(s string) bool {
+	for _, c := range s {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

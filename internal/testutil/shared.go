@@ -3,7 +3,10 @@ package testutil
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -52,3 +55,36 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Target builds (once; the script caches it outside the repository) a real
+// scan target from ../shared/targets and returns its folder, or skips when
+// the shared directory is absent. VIGIL_TARGETS overrides the cache.
+func Target(t testing.TB, name string) string {
+	t.Helper()
+	script := filepath.Join(Shared(t), "targets", "build")
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("target scripts not available: %v", err)
+	}
+	targetMu.Lock()
+	defer targetMu.Unlock()
+	if dir, ok := targetDirs[name]; ok {
+		return dir
+	}
+	cmd := exec.Command("bash", script, name)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build target %s: %v", name, err)
+	}
+	dir := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(dir, '\n'); i >= 0 {
+		dir = dir[i+1:]
+	}
+	targetDirs[name] = dir
+	return dir
+}
+
+var (
+	targetMu   sync.Mutex
+	targetDirs = map[string]string{}
+)
