@@ -89,45 +89,60 @@ func (e *engine) os() *vigil.OSInfo {
 func (e *engine) owners() map[string]string {
 	owners := map[string]string{}
 	for p, f := range e.v.files {
-		if f.data == nil || !strings.HasPrefix(p, "var/lib/dpkg/info/") || !strings.HasSuffix(p, ".list") {
-			continue
-		}
-		pkg := strings.TrimSuffix(path.Base(p), ".list")
-		pkg, _, _ = strings.Cut(pkg, ":") // libssl3:amd64
-		sc := bufio.NewScanner(bytes.NewReader(f.data))
-		sc.Buffer(make([]byte, 4096), 1<<20)
-		for sc.Scan() {
-			line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "/")
-			if line != "" && line != "." {
-				owners[line] = pkg
-			}
+		if f.data != nil && strings.HasPrefix(p, "var/lib/dpkg/info/") && strings.HasSuffix(p, ".list") {
+			parseDpkgList(path.Base(p), f.data, owners)
 		}
 	}
 	if f, ok := e.v.files["lib/apk/db/installed"]; ok && f.data != nil {
-		var pkg, dir string
-		sc := bufio.NewScanner(bytes.NewReader(f.data))
-		sc.Buffer(make([]byte, 4096), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if len(line) < 2 || line[1] != ':' {
-				if line == "" {
-					pkg, dir = "", ""
-				}
-				continue
-			}
-			switch line[0] {
-			case 'P':
-				pkg = line[2:]
-			case 'F':
-				dir = line[2:]
-			case 'R':
-				if pkg != "" {
-					owners[path.Join(dir, line[2:])] = pkg
-				}
+		parseApkInstalled(f.data, owners)
+	}
+	return owners
+}
+
+// parseDpkgList reads var/lib/dpkg/info/<package>[:<arch>].list: the
+// absolute paths of the package's files, one a line.
+func parseDpkgList(name string, data []byte, owners map[string]string) {
+	pkg := strings.TrimSuffix(name, ".list")
+	pkg, _, _ = strings.Cut(pkg, ":") // libssl3:amd64
+	if pkg == "" {
+		return
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "/")
+		if line != "" && line != "." {
+			owners[line] = pkg
+		}
+	}
+}
+
+// parseApkInstalled reads apk's installed database: stanzas of "K:value"
+// lines, P: the package, F: a directory, R: a file in it.
+func parseApkInstalled(data []byte, owners map[string]string) {
+	var pkg, dir string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			pkg, dir = "", ""
+			continue
+		}
+		if len(line) < 2 || line[1] != ':' {
+			continue
+		}
+		switch line[0] {
+		case 'P':
+			pkg = line[2:]
+		case 'F':
+			dir = line[2:]
+		case 'R':
+			if pkg != "" && line[2:] != "" {
+				owners[path.Join(dir, line[2:])] = pkg
 			}
 		}
 	}
-	return owners
 }
 
 // ownerOf finds the OS package that installed a language package: the
