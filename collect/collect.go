@@ -88,6 +88,7 @@ type pending struct {
 // Collect reads the target's inventory.
 func Collect(ctx context.Context, t *source.Target, opts Options) (*vigil.Inventory, error) {
 	start := time.Now()
+	quiet()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

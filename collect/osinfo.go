@@ -20,6 +20,7 @@ func parseOSRelease(r io.Reader) map[string]string {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
 			continue
 		}
