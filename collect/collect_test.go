@@ -99,9 +99,9 @@ func TestOwnersParsers(t *testing.T) {
 	parseDpkgList("libssl3:amd64.list", []byte("/usr/lib/x86_64-linux-gnu/libssl.so.3\n"), owners)
 	parseApkInstalled([]byte("P:musl\nV:1.2.5-r0\nF:lib\nR:ld-musl-x86_64.so.1\n\nP:py3-yaml\nF:usr/lib/python3.12/site-packages/PyYAML-6.0.1.dist-info\nR:METADATA\n"), owners)
 	for p, want := range map[string]string{
-		"usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO": "python3-requests",
-		"usr/lib/x86_64-linux-gnu/libssl.so.3":                            "libssl3",
-		"lib/ld-musl-x86_64.so.1":                                         "musl",
+		"usr/lib/python3/dist-packages/requests-2.28.1.egg-info/PKG-INFO":  "python3-requests",
+		"usr/lib/x86_64-linux-gnu/libssl.so.3":                             "libssl3",
+		"lib/ld-musl-x86_64.so.1":                                          "musl",
 		"usr/lib/python3.12/site-packages/PyYAML-6.0.1.dist-info/METADATA": "py3-yaml",
 	} {
 		if owners[p] != want {
