@@ -211,6 +211,10 @@ func convert(pkg *extractor.Package, file string, osi *vigil.OSInfo) (vigil.Pack
 	default:
 		vp.Ecosystem = pkg.Ecosystem().String()
 	}
+	// Lockfiles say which dependencies are for development only.
+	if dg, ok := pkg.Metadata.(interface{ DepGroups() []string }); ok {
+		vp.Dev = slices.Contains(dg.DepGroups(), "dev") && !slices.Contains(dg.DepGroups(), "prod")
+	}
 	if vp.Type == purl.TypeNPM && vp.Collector == "javascript/packagejson" && !installedPackageJSON(file) {
 		// A package.json outside node_modules is a project, not one of its
 		// dependencies; one deeper inside a package (a test fixture, a
@@ -229,6 +233,10 @@ func convert(pkg *extractor.Package, file string, osi *vigil.OSInfo) (vigil.Pack
 	if u := pkg.PURL(); u != nil {
 		if osi != nil && (vp.Type == purl.TypeDebian || vp.Type == purl.TypeRPM || vp.Type == purl.TypeApk) {
 			u = osPURL(u, osi)
+		} else if vp.Type == purl.TypeNPM {
+			// osv-scalibr's "source" qualifier (PUBLIC_REGISTRY, LOCAL) is
+			// not part of the npm PURL spec.
+			u.Qualifiers = dropQualifier(u.Qualifiers, "source")
 		}
 		vp.PURL = u.String()
 	}
@@ -251,6 +259,16 @@ func installedPackageJSON(p string) bool {
 		return parts[2] == "package.json" && strings.HasPrefix(parts[0], "@")
 	}
 	return false
+}
+
+func dropQualifier(qs purl.Qualifiers, key string) purl.Qualifiers {
+	var out purl.Qualifiers
+	for _, q := range qs {
+		if q.Key != key {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // osPURL sets the distro qualifier of an OS package's PURL from the OS the

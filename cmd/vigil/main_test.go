@@ -162,3 +162,47 @@ func TestDBMirrorCommand(t *testing.T) {
 		t.Errorf("update from mirror: exit %d %q %q", code, stdout, stderr)
 	}
 }
+
+func TestSBOMCommand(t *testing.T) {
+	rootfs := filepath.Join("..", "..", "report", "testdata", "rootfs")
+	out := filepath.Join(t.TempDir(), "sbom.cdx.json")
+	code, stdout, stderr := runCLI(t, nil, "sbom", rootfs, "--output", out)
+	if code != exitOK || stdout != "" {
+		t.Fatalf("sbom --output: exit %d %q %q", code, stdout, stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(data), `"specVersion": "1.6"`) || !strings.Contains(string(data), "pkg:deb/debian/libssl3@3.0.15-1~deb12u1") {
+		t.Errorf("cyclonedx output: %v\n%s", err, data)
+	}
+	for _, c := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"inventory json", []string{"sbom", "--format", "json", rootfs}, exitOK, `"schemaVersion": 1`, ""},
+		{"spdx", []string{"sbom", rootfs, "--format", "spdx-json"}, exitOK, `"spdxVersion": "SPDX-2.3"`, ""},
+		{"forced type", []string{"sbom", "--type", "rootfs", rootfs, "--format", "json"}, exitOK, `"type": "rootfs"`, ""},
+		{"missing target", []string{"sbom", "/no/such/target"}, exitUsage, "", "no such file or directory"},
+		{"unknown type", []string{"sbom", "--type", "floppy", rootfs}, exitUsage, "", `unknown target type "floppy"`},
+		{"wrong type", []string{"sbom", "--type", "oci-layout", rootfs}, exitUsage, "", "not an OCI image layout"},
+		{"bad format", []string{"sbom", rootfs, "--format", "xml"}, exitUsage, "", `unknown format "xml"`},
+		{"no target", []string{"sbom"}, exitUsage, "", "Usage:"},
+		{"tar that is no image", []string{"sbom", filepath.Join("..", "..", "source", "testdata", "hostile", "escape.tar")}, exitUsage, "", "neither a docker-archive"},
+		{"truncated layer", []string{"sbom", filepath.Join("..", "..", "source", "testdata", "hostile", "truncated-layer.tar")}, exitFail, "", "unexpected EOF"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, c.code, stderr)
+			}
+			if !strings.Contains(stdout, c.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", c.stdout, stdout)
+			}
+			if !strings.Contains(stderr, c.stderr) {
+				t.Errorf("stderr %q lacks %q", stderr, c.stderr)
+			}
+		})
+	}
+}
