@@ -59,6 +59,11 @@ var spdxLicenseRe = regexp.MustCompile(`^[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0
 
 // CycloneDX writes the inventory as a CycloneDX 1.6 JSON SBOM.
 func CycloneDX(w io.Writer, inv *vigil.Inventory) error {
+	return encodeBOM(w, bomFor(inv))
+}
+
+// bomFor describes the inventory as a CycloneDX BOM.
+func bomFor(inv *vigil.Inventory) *cdx.BOM {
 	bom := cdx.NewBOM()
 	bom.SpecVersion = cdx.SpecVersion1_6
 	bom.SerialNumber = "urn:uuid:" + uuidFrom(inv.Digest)
@@ -127,6 +132,10 @@ func CycloneDX(w io.Writer, inv *vigil.Inventory) error {
 	}
 	bom.Components = &comps
 	bom.Dependencies = &[]cdx.Dependency{{Ref: "target", Dependencies: &rootDeps}}
+	return bom
+}
+
+func encodeBOM(w io.Writer, bom *cdx.BOM) error {
 	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
 	enc.SetPretty(true)
 	enc.SetEscapeHTML(false)

@@ -29,6 +29,7 @@ type DB struct {
 
 	mu    sync.RWMutex
 	cache map[lookupKey][]Entry
+	ecos  map[string]int
 	stmt  *sql.Stmt
 }
 
@@ -338,4 +339,35 @@ func (db *DB) Packages(ctx context.Context) ([]PackageRef, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// Ecosystems returns the number of advisories per OSV ecosystem.
+func (db *DB) Ecosystems(ctx context.Context) (map[string]int, error) {
+	db.mu.RLock()
+	e := db.ecos
+	db.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	rows, err := db.sql.QueryContext(ctx, "SELECT name, advisories FROM ecosystems")
+	if err != nil {
+		return nil, fmt.Errorf("vulndb: ecosystems: %w", err)
+	}
+	defer rows.Close()
+	e = map[string]int{}
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, err
+		}
+		e[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	db.ecos = e
+	db.mu.Unlock()
+	return e, nil
 }

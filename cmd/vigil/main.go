@@ -52,6 +52,7 @@ type env struct {
 const usage = `Usage: vigil <command> [flags]
 
 Commands:
+  scan TARGET  find the known vulnerabilities of a root filesystem, image, function package, file or SBOM
   db update    build or update the vulnerability database from the feeds
   db status    describe the vulnerability database
   db show ID   show one vulnerability by any of its ids
@@ -78,6 +79,8 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return e.db(ctx, args[1:])
 	case "sbom":
 		return e.sbom(ctx, args[1:])
+	case "scan":
+		return e.scan(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 		return exitOK

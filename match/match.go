@@ -1,0 +1,256 @@
+// Package match joins an Inventory and a vulnerability database revision
+// into findings: one per vulnerability, listing every vulnerable package it
+// touches, each with the evidence of why it matched. It reads the database
+// and the inventory and writes nothing.
+package match
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/osv-scalibr/semantic"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/score"
+	"github.com/vigil-project/vigil/vulndb"
+)
+
+// Matcher names, recorded in each match's evidence.
+const (
+	// MatcherDistro matches a distribution's binary package through its
+	// source package and source version, as the distribution's advisories
+	// are keyed.
+	MatcherDistro = "distro-source"
+	// MatcherOSV matches a language package's own name and version against
+	// OSV ranges.
+	MatcherOSV = "osv-ranges"
+)
+
+// Result is what matching found.
+type Result struct {
+	Findings []vigil.Finding `json:"findings"`
+	// Warnings say what could not be checked, and why.
+	Warnings []string `json:"warnings"`
+	Stats    Stats    `json:"stats"`
+}
+
+// Stats count what matching did.
+type Stats struct {
+	Packages int `json:"packages"`
+	// Checked packages were looked up; the others were left to the OS
+	// package that installed them, have no ecosystem, or no advisory
+	// data covers their ecosystem.
+	Checked     int   `json:"checked"`
+	OwnedByOS   int   `json:"ownedByOS"`
+	NoEcosystem int   `json:"noEcosystem"`
+	NoData      int   `json:"noData"`
+	KernelSkips int   `json:"kernelSkips"`
+	Unparseable int   `json:"unparseableVersions"`
+	Vulnerable  int   `json:"vulnerablePackages"`
+	DBRevision  int64 `json:"dbRevision"`
+}
+
+// distroTypes are the package types matched through their source package.
+var distroTypes = map[string]bool{"deb": true, "rpm": true, "apk": true}
+
+// kernelSource matches the source packages of Linux kernels.
+var kernelSource = regexp.MustCompile(`^linux(-signed)?(-[a-z0-9.]+)*$`)
+
+// Match finds the vulnerabilities of an inventory.
+func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, error) {
+	res := &Result{Findings: []vigil.Finding{}, Warnings: []string{}}
+	res.Stats.Packages = len(inv.Packages)
+	res.Stats.DBRevision = db.Meta().Revision
+	ecos, err := db.Ecosystems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*vigil.Finding{}
+	vulns := map[string]*vigil.Vulnerability{}
+	noData := map[string]int{}
+	for _, p := range inv.Packages {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		switch {
+		case p.OwnedBy != "":
+			// The distribution judges what its package manager installed: it
+			// backports fixes without changing the upstream version.
+			res.Stats.OwnedByOS++
+			continue
+		case p.Ecosystem == "":
+			res.Stats.NoEcosystem++
+			continue
+		case ecos[p.Ecosystem] == 0 && distroTypes[p.Type]:
+			noData[p.Ecosystem]++
+			res.Stats.NoData++
+			continue
+		}
+		name, version, matcher := p.Name, p.Version, MatcherOSV
+		if distroTypes[p.Type] {
+			matcher = MatcherDistro
+			name, version = cmp.Or(p.SourceName, p.Name), cmp.Or(p.SourceVersion, p.Version)
+			// A kernel's source builds headers, tools and libc headers too;
+			// only the kernel image runs the kernel's code.
+			if kernelSource.MatchString(name) && !strings.HasPrefix(p.Name, "linux-image") {
+				res.Stats.KernelSkips++
+				continue
+			}
+		}
+		res.Stats.Checked++
+		iv, err := parseVersion(version, p.Ecosystem)
+		if err != nil {
+			res.Stats.Unparseable++
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s %s: version not understood (%v): not checked", p.Ecosystem, p.Name, version, err))
+			continue
+		}
+		entries, err := db.Lookup(ctx, p.Ecosystem, name)
+		if err != nil {
+			return nil, err
+		}
+		hit := false
+		for _, e := range entries {
+			if e.Affected.Withdrawn {
+				continue
+			}
+			m, ok := affects(iv, version, p.Ecosystem, e.Affected)
+			if !ok {
+				continue
+			}
+			f := byID[e.VulnID]
+			if f == nil {
+				v, err := db.Get(ctx, e.VulnID)
+				if err != nil {
+					return nil, err
+				}
+				vulns[e.VulnID] = v
+				f = newFinding(v)
+				byID[e.VulnID] = f
+			}
+			vp := vigil.VulnerablePackage{
+				Name: p.Name, Version: p.Version, Ecosystem: p.Ecosystem, PURL: p.PURL,
+				SourceName: p.SourceName, SourceVersion: p.SourceVersion, Path: p.Path, Layer: p.Layer,
+				FixedVersion:   m.fixed,
+				VendorSeverity: e.Affected.Severity,
+				Evidence: vigil.MatchEvidence{
+					Matcher: matcher, Ecosystem: p.Ecosystem, Package: name, Version: version,
+					Advisory: e.Affected.Advisory, Range: m.text,
+				},
+			}
+			vp.Remediation = remediation(p, m.fixed)
+			f.Packages = mergePackage(f.Packages, vp)
+			hit = true
+		}
+		if hit {
+			res.Stats.Vulnerable++
+		}
+	}
+	for eco, n := range noData {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the vulnerability database has no advisories for %s: its %d OS packages were not checked (an unsupported or end-of-life release is not a clean result)", eco, n))
+	}
+	if inv.OS != nil && inv.OS.Ecosystem == "" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no advisory source covers %s: its OS packages were not checked", cmp.Or(inv.OS.PrettyName, inv.OS.ID+" "+inv.OS.VersionID)))
+	}
+	for _, f := range byID {
+		f.FixAvailable = vigil.FixAvailability(f.Packages)
+		res.Findings = append(res.Findings, *f)
+	}
+	Sort(res.Findings)
+	slices.Sort(res.Warnings)
+	return res, nil
+}
+
+// Sort orders findings by severity, then score, then id.
+func Sort(fs []vigil.Finding) {
+	slices.SortFunc(fs, func(a, b vigil.Finding) int {
+		if c := cmp.Compare(score.Rank(b.Severity), score.Rank(a.Severity)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(ptr(b.Score), ptr(a.Score)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Vulnerability.ID, b.Vulnerability.ID)
+	})
+}
+
+func ptr(f *float64) float64 {
+	if f == nil {
+		return -1
+	}
+	return *f
+}
+
+func newFinding(v *vigil.Vulnerability) *vigil.Finding {
+	f := &vigil.Finding{
+		Vulnerability: vigil.FindingVulnerability{
+			ID: v.ID, Aliases: v.Aliases, Related: v.Related, Title: title(v), CWEs: v.CWEs,
+		},
+		Severity:         v.Severity,
+		VendorSeverity:   v.VendorSeverity,
+		KEV:              v.KEV,
+		EPSS:             v.EPSS,
+		ExploitAvailable: v.KEV != nil,
+		Packages:         []vigil.VulnerablePackage{},
+	}
+	if f.Vulnerability.Aliases == nil {
+		f.Vulnerability.Aliases = []string{}
+	}
+	if c, ok := score.Preferred(v.CVSS); ok {
+		s := c.BaseScore
+		f.Score, f.CVSS = &s, &c
+	}
+	for i, r := range v.References {
+		if i == 20 {
+			break
+		}
+		f.References = append(f.References, r.URL)
+	}
+	return f
+}
+
+// title is a one-line name for a vulnerability.
+func title(v *vigil.Vulnerability) string {
+	t := v.Summary
+	if t == "" {
+		t = v.Details
+	}
+	if i := strings.IndexByte(t, '\n'); i >= 0 {
+		t = t[:i]
+	}
+	if len(t) > 200 {
+		t = t[:197] + "..."
+	}
+	return strings.TrimSpace(t)
+}
+
+// mergePackage adds a package to a finding, once per (package, path): a
+// vulnerability named by two advisories still lists the package once.
+func mergePackage(list []vigil.VulnerablePackage, vp vigil.VulnerablePackage) []vigil.VulnerablePackage {
+	for i, o := range list {
+		if o.Name == vp.Name && o.Version == vp.Version && o.Path == vp.Path && o.Ecosystem == vp.Ecosystem && o.Layer == vp.Layer {
+			// Keep the nearest fix any advisory gives.
+			if o.FixedVersion == "" && vp.FixedVersion != "" {
+				list[i] = vp
+			}
+			return list
+		}
+	}
+	return append(list, vp)
+}
+
+// parseVersion parses an installed version in its ecosystem's order.
+func parseVersion(v, eco string) (sv semantic.Version, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("version parser panicked: %v", r)
+		}
+	}()
+	if v == "" {
+		return nil, fmt.Errorf("empty version")
+	}
+	return semantic.Parse(v, eco)
+}
