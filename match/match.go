@@ -100,6 +100,7 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 				res.Stats.KernelSkips++
 				continue
 			}
+			name, version = signedKernel(name, version)
 		}
 		res.Stats.Checked++
 		iv, err := parseVersion(version, p.Ecosystem)
@@ -162,6 +163,19 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 	Sort(res.Findings)
 	slices.Sort(res.Warnings)
 	return res, nil
+}
+
+// signedKernel maps Debian's signed kernel wrapper (linux-signed-amd64
+// 6.1.76+1) to the kernel source its advisories are keyed by (linux
+// 6.1.76-1).
+func signedKernel(name, version string) (string, string) {
+	if !strings.HasPrefix(name, "linux-signed") {
+		return name, version
+	}
+	if i := strings.LastIndexByte(version, '+'); i > 0 {
+		version = version[:i] + "-" + version[i+1:]
+	}
+	return "linux", version
 }
 
 // Sort orders findings by severity, then score, then id.
