@@ -58,7 +58,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestSBOMGolden(t *testing.T) {
 	inv := fixtureInventory(t)
-	if len(inv.Packages) != 6 {
+	if len(inv.Packages) != 7 {
 		t.Fatalf("fixture packages = %+v", inv.Packages)
 	}
 
