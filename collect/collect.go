@@ -93,7 +93,7 @@ func Collect(ctx context.Context, t *source.Target, opts Options) (*vigil.Invent
 		opts.Now = time.Now
 	}
 	if opts.KeepBytes <= 0 {
-		opts.KeepBytes = 1 << 30
+		opts.KeepBytes = 256 << 20
 	}
 	exts, err := Extractors()
 	if err != nil {
