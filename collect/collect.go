@@ -9,6 +9,7 @@ package collect
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -57,10 +58,11 @@ const (
 )
 
 type engine struct {
-	exts    []filesystem.Extractor
-	opts    Options
-	v       *vfs
-	results map[string]*result
+	exts     []filesystem.Extractor
+	opts     Options
+	v        *vfs
+	results  map[string]*result
+	resBelow prefixCount
 	pending []pending
 	kept    int64
 	warns   []string
@@ -99,7 +101,7 @@ func Collect(ctx context.Context, t *source.Target, opts Options) (*vigil.Invent
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{exts: exts, opts: opts, v: newVFS(), results: map[string]*result{}, layers: len(t.Layers)}
+	e := &engine{exts: exts, opts: opts, v: newVFS(), results: map[string]*result{}, resBelow: prefixCount{}, layers: len(t.Layers)}
 	defer func() {
 		if e.tmpDir != "" {
 			os.RemoveAll(e.tmpDir)
@@ -134,16 +136,24 @@ func Collect(ctx context.Context, t *source.Target, opts Options) (*vigil.Invent
 }
 
 func (e *engine) warn(s string) {
+	if len(s) > 500 {
+		// A collector may quote a whole corrupt file.
+		s = s[:497] + "..."
+	}
 	e.nwarn++
 	if len(e.warns) < maxWarn {
 		e.warns = append(e.warns, s)
 	}
 }
 
-// removeResults forgets what was found at p (and below it).
+// removeResults forgets what was found at p (unless below is set) and
+// below it, in layers before olderThan.
 func (e *engine) removeResults(p string, below bool, olderThan int) {
 	if !below {
-		delete(e.results, p)
+		e.delResult(p)
+	}
+	if !e.resBelow.has(p) {
+		return
 	}
 	prefix := p + "/"
 	if p == "." {
@@ -151,9 +161,22 @@ func (e *engine) removeResults(p string, below bool, olderThan int) {
 	}
 	for k, r := range e.results {
 		if strings.HasPrefix(k, prefix) && r.layer < olderThan {
-			delete(e.results, k)
+			e.delResult(k)
 		}
 	}
+}
+
+func (e *engine) delResult(p string) {
+	if _, ok := e.results[p]; ok {
+		delete(e.results, p)
+		e.resBelow.add(p, -1)
+	}
+}
+
+func (e *engine) putResult(p string, r *result) {
+	e.delResult(p)
+	e.results[p] = r
+	e.resBelow.add(p, 1)
 }
 
 // keepPath reports files the engine itself reads: the OS identity and the
@@ -187,26 +210,30 @@ func (e *engine) entry(ctx context.Context) source.WalkFunc {
 			e.removeResults(p, true, e.layer)
 			return nil
 		case source.TypeDir:
-			if _, ok := e.v.files[p]; ok {
-				e.v.remove(p, false)
-				e.removeResults(p, false, e.layer+1)
-			}
+			// A directory replaces a file or link of that name, not what is
+			// below it.
+			e.v.del(p)
+			e.delResult(p)
 			return nil
 		case source.TypeSymlink:
 			e.v.remove(p, false)
 			e.removeResults(p, false, e.layer+1)
-			e.v.links[p] = en.Link
-			e.v.dirty = true
+			e.v.putLink(p, en.Link)
 			return nil
 		case source.TypeHardlink:
-			// The same content as a file already seen: found there, not again.
+			// The same content as a file already seen: found there, not
+			// again; what was at p before is gone.
+			e.v.remove(p, false)
+			e.removeResults(p, false, e.layer+1)
 			if f, ok := e.v.files[en.Link]; ok && f.data != nil {
-				e.v.files[p] = &vfile{data: f.data, size: f.size, mode: f.mode, modTime: f.modTime, layer: e.layer}
-				e.v.dirty = true
+				e.v.putFile(p, &vfile{data: f.data, size: f.size, mode: f.mode, modTime: f.modTime, layer: e.layer})
 			}
 			return nil
 		case source.TypeFile:
 		default:
+			// A device, FIFO or socket replaces what was at p.
+			e.v.remove(p, false)
+			e.removeResults(p, false, e.layer+1)
 			return nil
 		}
 		e.stats.Files++
@@ -214,10 +241,10 @@ func (e *engine) entry(ctx context.Context) source.WalkFunc {
 			e.opts.Progress(Progress{Layer: e.layer, Layers: e.layers, Files: e.stats.Files, Bytes: e.stats.Bytes})
 		}
 		prev := e.results[p]
-		if _, replaced := e.v.files[p]; replaced || e.v.links[p] != "" {
-			e.v.remove(p, false)
-		}
-		delete(e.results, p)
+		// A file replaces what was at p, and a directory's content if p was
+		// one in a lower layer.
+		e.v.remove(p, false)
+		e.removeResults(p, false, e.layer+1)
 		info := fileInfo{name: path.Base(p), size: en.Size, mode: en.Mode, modTime: en.ModTime}
 		api := fileAPI{p: p, info: info}
 		var wanted []filesystem.Extractor
@@ -239,16 +266,23 @@ func (e *engine) entry(ctx context.Context) source.WalkFunc {
 			return nil
 		}
 		defer rc.Close()
+		// Over a limit, the whole target is refused: reading on would only
+		// feed a decompression bomb.
+		fatal := func(err error) error {
+			if errors.Is(err, source.ErrLimit) {
+				return err
+			}
+			e.warn(fmt.Sprintf("%s: %v", p, err))
+			return nil
+		}
 		if en.Size <= keepSize && e.kept+en.Size <= e.opts.KeepBytes && (keep || needsContext(wanted)) {
 			data, err := io.ReadAll(io.LimitReader(rc, keepSize+1))
 			if err != nil {
-				e.warn(fmt.Sprintf("%s: %v", p, err))
-				return nil
+				return fatal(err)
 			}
 			e.stats.Bytes += int64(len(data))
 			e.kept += int64(len(data))
-			e.v.files[p] = &vfile{data: data, size: int64(len(data)), mode: en.Mode, modTime: en.ModTime, layer: e.layer}
-			e.v.dirty = true
+			e.v.putFile(p, &vfile{data: data, size: int64(len(data)), mode: en.Mode, modTime: en.ModTime, layer: e.layer})
 			if len(wanted) > 0 {
 				e.pending = append(e.pending, pending{path: p, exts: wanted, prev: prev, info: info})
 			}
@@ -258,12 +292,10 @@ func (e *engine) entry(ctx context.Context) source.WalkFunc {
 			return nil
 		}
 		// A large file: hand it over now, from memory or a temporary file.
-		e.v.files[p] = &vfile{size: en.Size, mode: en.Mode, modTime: en.ModTime, layer: e.layer}
-		e.v.dirty = true
+		e.v.putFile(p, &vfile{size: en.Size, mode: en.Mode, modTime: en.ModTime, layer: e.layer})
 		r, size, cleanup, err := e.buffer(rc, en.Size)
 		if err != nil {
-			e.warn(fmt.Sprintf("%s: %v", p, err))
-			return nil
+			return fatal(err)
 		}
 		defer cleanup()
 		e.stats.Bytes += size
@@ -395,7 +427,7 @@ func (e *engine) extract(ctx context.Context, p string, info fs.FileInfo, r read
 		}
 		res.layers = append(res.layers, l)
 	}
-	e.results[p] = res
+	e.putResult(p, res)
 }
 
 // safeExtract runs a collector, turning its panic into an error.

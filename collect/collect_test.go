@@ -168,6 +168,31 @@ func TestNestedArchivesAreBounded(t *testing.T) {
 			t.Errorf("followed 31 levels of nested archives: %+v", pkg)
 		}
 	}
+	if !strings.Contains(strings.Join(inv.Warnings, "\n"), "max zip depth") {
+		t.Errorf("no warning about the depth: %q", inv.Warnings)
+	}
+	// Within the limit, the nested jar is found.
+	shallow := jar(t, map[string][]byte{"META-INF/maven/org.example/deep/pom.properties": []byte("groupId=org.example\nartifactId=deep\nversion=1.0\n")})
+	for i := 0; i < 3; i++ {
+		shallow = jar(t, map[string][]byte{"lib/inner.jar": shallow})
+	}
+	os.WriteFile(p, shallow, 0o644)
+	tg2, err := source.Open(context.Background(), p, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg2.Close()
+	inv, err = Collect(context.Background(), tg2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, pkg := range inv.Packages {
+		found = found || pkg.Name == "org.example:deep"
+	}
+	if !found {
+		t.Errorf("a jar nested 3 deep was not read: %+v", inv.Packages)
+	}
 }
 
 func jar(t *testing.T, files map[string][]byte) []byte {
@@ -229,3 +254,44 @@ func FuzzVFS(f *testing.F) {
 }
 
 var _ = vigil.InventorySchemaVersion
+
+// Third-party SBOMs: Syft names a deb's source in the upstream qualifier,
+// Trivy in its SrcName property; the release comes from the distro
+// qualifier.
+func TestThirdPartySBOMs(t *testing.T) {
+	dir := t.TempDir()
+	syft := filepath.Join(dir, "syft.cdx.json")
+	os.WriteFile(syft, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[
+		{"type":"library","name":"libssl3","version":"3.0.11-1~deb12u2","purl":"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&upstream=openssl&distro=debian-12"},
+		{"type":"library","name":"libssh2-1","version":"1.10.0-3+b1","purl":"pkg:deb/debian/libssh2-1@1.10.0-3%2Bb1?arch=amd64&upstream=libssh2%401.10.0-3&distro=debian-12"},
+		{"type":"library","name":"lodash","version":"4.17.15","purl":"pkg:npm/lodash@4.17.15"}]}`), 0o644)
+	trivy := filepath.Join(dir, "trivy.cdx.json")
+	os.WriteFile(trivy, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[
+		{"type":"operating-system","name":"debian","version":"12.15"},
+		{"type":"library","name":"libssl3","version":"3.0.11-1~deb12u2","purl":"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12.15",
+		 "properties":[{"name":"aquasecurity:trivy:SrcName","value":"openssl"},{"name":"aquasecurity:trivy:SrcVersion","value":"3.0.11-1~deb12u2"}]}]}`), 0o644)
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{syft, []string{"Debian:12 libssh2-1 1.10.0-3+b1 libssh2 1.10.0-3", "Debian:12 libssl3 3.0.11-1~deb12u2 openssl 3.0.11-1~deb12u2", "npm lodash 4.17.15  "}},
+		{trivy, []string{"Debian:12 libssl3 3.0.11-1~deb12u2 openssl 3.0.11-1~deb12u2"}},
+	} {
+		tg, err := source.Open(context.Background(), c.file, source.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, err := Collect(context.Background(), tg, Options{})
+		tg.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range inv.Packages {
+			got = append(got, strings.Join([]string{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}, " "))
+		}
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s:\n got %q\nwant %q", filepath.Base(c.file), got, c.want)
+		}
+	}
+}

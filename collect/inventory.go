@@ -53,6 +53,13 @@ func (e *engine) inventory(t *source.Target) *vigil.Inventory {
 			inv.Packages = append(inv.Packages, vp)
 		}
 	}
+	if t.Info.Type == vigil.TargetSBOM {
+		for _, name := range []string{"sbom.cdx.json", "sbom.spdx.json"} {
+			if f, ok := e.v.files[name]; ok && f.data != nil {
+				applySBOMHints(inv, f.data)
+			}
+		}
+	}
 	inv.Packages = dedup(inv.Packages)
 	inv.Digest = digest(inv)
 	return inv

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"log"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -156,7 +157,7 @@ func TestLayersWhiteoutsAndAttribution(t *testing.T) {
 	if err := p.AppendImage(img); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(registry.New())
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
 	ref, _ := name.ParseReference(u.Host + "/app:1")

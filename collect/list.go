@@ -79,7 +79,15 @@ var collectors = []func(*cpb.PluginConfig) (filesystem.Extractor, error){
 
 // Extractors returns a fresh instance of every collector.
 func Extractors() ([]filesystem.Extractor, error) {
-	cfg := &cpb.PluginConfig{MaxFileSizeBytes: 0}
+	cfg := &cpb.PluginConfig{
+		PluginSpecific: []*cpb.PluginSpecificConfig{{
+			// Nested jars are opened in memory: bound how deep and how much.
+			Config: &cpb.PluginSpecificConfig_JavaArchive{JavaArchive: &cpb.JavaArchiveConfig{
+				MaxZipDepth:    8,
+				MaxOpenedBytes: 256 << 20,
+			}},
+		}},
+	}
 	out := make([]filesystem.Extractor, 0, len(collectors))
 	for _, newFn := range collectors {
 		e, err := newFn(cfg)

@@ -20,6 +20,9 @@ import (
 type vfs struct {
 	files map[string]*vfile
 	links map[string]string
+	// below counts the entries under each directory, so that removing a
+	// path sweeps only when something lies below it.
+	below prefixCount
 	// dirs is derived from files and links, rebuilt when they change.
 	dirs  map[string][]string
 	dirty bool
@@ -34,16 +37,67 @@ type vfile struct {
 }
 
 func newVFS() *vfs {
-	return &vfs{files: map[string]*vfile{}, links: map[string]string{}, dirty: true}
+	return &vfs{files: map[string]*vfile{}, links: map[string]string{}, below: prefixCount{}, dirty: true}
 }
+
+// putFile records a file at p, replacing what was there.
+func (v *vfs) putFile(p string, f *vfile) {
+	v.del(p)
+	v.files[p] = f
+	v.below.add(p, 1)
+	v.dirty = true
+}
+
+// putLink records a symbolic link at p, replacing what was there.
+func (v *vfs) putLink(p, target string) {
+	v.del(p)
+	v.links[p] = target
+	v.below.add(p, 1)
+	v.dirty = true
+}
+
+// del forgets p itself.
+func (v *vfs) del(p string) {
+	_, f := v.files[p]
+	_, l := v.links[p]
+	if f || l {
+		delete(v.files, p)
+		delete(v.links, p)
+		v.below.add(p, -1)
+		v.dirty = true
+	}
+}
+
+// prefixCount counts paths under each directory.
+type prefixCount map[string]int
+
+func (c prefixCount) add(p string, n int) {
+	for {
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			c["."] += n
+			return
+		}
+		p = p[:i]
+		c[p] += n
+		if c[p] == 0 {
+			delete(c, p)
+		}
+	}
+}
+
+// has reports whether anything lies under dir.
+func (c prefixCount) has(dir string) bool { return c[dir] > 0 }
 
 const maxLinkDepth = 40
 
-// remove deletes p and everything below it.
+// remove deletes p (unless below is set) and everything below it.
 func (v *vfs) remove(p string, below bool) {
 	if !below {
-		delete(v.files, p)
-		delete(v.links, p)
+		v.del(p)
+	}
+	if !v.below.has(p) {
+		return
 	}
 	prefix := p + "/"
 	if p == "." {
@@ -51,30 +105,31 @@ func (v *vfs) remove(p string, below bool) {
 	}
 	for k := range v.files {
 		if strings.HasPrefix(k, prefix) {
-			delete(v.files, k)
+			v.del(k)
 		}
 	}
 	for k := range v.links {
 		if strings.HasPrefix(k, prefix) {
-			delete(v.links, k)
+			v.del(k)
 		}
 	}
-	v.dirty = true
 }
 
 // removeBelowFrom deletes entries below dir that lower layers added: an
 // opaque directory.
 func (v *vfs) removeBelowFrom(dir string, layer int) {
+	if !v.below.has(dir) {
+		return
+	}
 	prefix := dir + "/"
 	if dir == "." {
 		prefix = ""
 	}
 	for k, f := range v.files {
 		if strings.HasPrefix(k, prefix) && f.layer < layer {
-			delete(v.files, k)
+			v.del(k)
 		}
 	}
-	v.dirty = true
 }
 
 // resolve follows links in every element of p, within the root. It

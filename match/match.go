@@ -57,8 +57,11 @@ type Stats struct {
 // distroTypes are the package types matched through their source package.
 var distroTypes = map[string]bool{"deb": true, "rpm": true, "apk": true}
 
-// kernelSource matches the source packages of Linux kernels.
-var kernelSource = regexp.MustCompile(`^linux(-signed)?(-[a-z0-9.]+)*$`)
+// kernelSource matches the source packages of Linux kernels, by name:
+// Debian's linux and linux-signed-*, Ubuntu's flavours (linux-aws,
+// linux-hwe-6.8, …), Alpine's linux-lts and linux-virt. Other packages whose
+// names start with linux- (linux-pam, linux-atm) are not kernels.
+var kernelSource = regexp.MustCompile(`^linux(-signed(-[a-z0-9.-]+)?|-lts|-virt|-rpi|-edge|-(aws|azure|gcp|gke|oracle|ibm|kvm|lowlatency|raspi|hwe|oem|nvidia|intel|riscv|realtime|generic)(-[a-z0-9.]+)*)?$`)
 
 // Match finds the vulnerabilities of an inventory.
 func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, error) {
@@ -242,13 +245,20 @@ func title(v *vigil.Vulnerability) string {
 }
 
 // mergePackage adds a package to a finding, once per (package, path): a
-// vulnerability named by two advisories still lists the package once.
+// vulnerability named by two advisories still lists the package once. When
+// the advisories give different fixes, the highest wins, so that one
+// upgrade clears the vulnerability whatever advisory is read.
 func mergePackage(list []vigil.VulnerablePackage, vp vigil.VulnerablePackage) []vigil.VulnerablePackage {
 	for i, o := range list {
 		if o.Name == vp.Name && o.Version == vp.Version && o.Path == vp.Path && o.Ecosystem == vp.Ecosystem && o.Layer == vp.Layer {
-			// Keep the nearest fix any advisory gives.
 			if o.FixedVersion == "" && vp.FixedVersion != "" {
 				list[i] = vp
+			} else if o.FixedVersion != "" && vp.FixedVersion != "" {
+				if ov, err := parseVersion(o.FixedVersion, o.Ecosystem); err == nil {
+					if c, err := compare(ov, vp.FixedVersion); err == nil && c < 0 {
+						list[i] = vp
+					}
+				}
 			}
 			return list
 		}

@@ -2,6 +2,7 @@ package match_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,8 @@ func TestTraps(t *testing.T) {
 			deb("linux-headers-6.1.0-18-amd64", "6.1.76-1", "linux", "6.1.76-1"),
 			deb("linux-libc-dev", "6.1.76-1", "linux", "6.1.76-1"),
 			deb("linux-image-6.1.0-18-amd64", "6.1.76-1", "linux-signed-amd64", "6.1.76+1"),
+			// Not kernels, whatever their names say.
+			deb("libpam0g-linux", "1.0-1", "linux-pam", "1.0-1"),
 			// Debian triage states are kept as vendor severity.
 			deb("libpam-modules", "1.5.2-6+deb12u1", "pam", "1.5.2-6+deb12u1"),
 			// A dist-info that dpkg installed: Debian's to judge.
@@ -146,5 +149,36 @@ func TestReleaseWithoutData(t *testing.T) {
 	res, _ = match.Match(context.Background(), db, inv)
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "Amazon Linux 2023") {
 		t.Errorf("warnings %q", res.Warnings)
+	}
+}
+
+// Two advisories of one vulnerability with different fixes: the highest
+// fix is the one that clears both.
+func TestHighestFixAcrossAdvisories(t *testing.T) {
+	src := testutil.FixtureMirror(t, filepath.Join("testdata", "mirror"))
+	dir := t.TempDir()
+	a := filepath.Join(dir, "DSA-9999-1.json")
+	b := filepath.Join(dir, "DEBIAN-CVE-2099-0001.json")
+	os.WriteFile(a, []byte(`{"id":"DSA-9999-1","modified":"2024-01-01T00:00:00Z","upstream":["CVE-2099-0001"],"summary":"zlib - security update","affected":[{"package":{"ecosystem":"Debian:12","name":"zlib"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:1.2.13.dfsg-1+deb12u5"}]}]}]}`), 0o644)
+	os.WriteFile(b, []byte(`{"id":"DEBIAN-CVE-2099-0001","modified":"2024-01-01T00:00:00Z","upstream":["CVE-2099-0001"],"summary":"zlib: security fix","affected":[{"package":{"ecosystem":"Debian:12","name":"zlib"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:1.2.13.dfsg-1+deb12u1"}]}]}]}`), 0o644)
+	files, _ := filepath.Glob(filepath.Join("testdata", "mirror", "osv", "Debian", "*.json"))
+	testutil.WriteZip(t, filepath.Join(src, "osv", "Debian", "all.zip"), append(files, a, b), func(f string) string { return filepath.Base(f) })
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	if _, err := vulndb.Update(context.Background(), vulndb.Options{Path: path, Sources: feed.FromMirror(src)}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := vulndb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	inv := &vigil.Inventory{Packages: []vigil.Package{deb("zlib1g", "1:1.2.13.dfsg-1", "zlib", "1:1.2.13.dfsg-1")}}
+	res, err := match.Match(context.Background(), db, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := find(res, "CVE-2099-0001")
+	if f == nil || len(f.Packages) != 1 || f.Packages[0].FixedVersion != "1:1.2.13.dfsg-1+deb12u5" {
+		t.Errorf("finding %+v", f)
 	}
 }

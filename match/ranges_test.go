@@ -87,3 +87,15 @@ func TestAffects(t *testing.T) {
 		})
 	}
 }
+
+func TestKernelSources(t *testing.T) {
+	for name, want := range map[string]bool{
+		"linux": true, "linux-signed-amd64": true, "linux-signed": true, "linux-aws": true, "linux-hwe-6.8": true,
+		"linux-lts": true, "linux-virt": true, "linux-azure-6.5": true,
+		"linux-pam": false, "linux-atm": false, "linux-base": false, "linuxdoc-tools": false, "util-linux": false, "linux-firmware": false,
+	} {
+		if got := kernelSource.MatchString(name); got != want {
+			t.Errorf("kernel source %q = %v, want %v", name, got, want)
+		}
+	}
+}

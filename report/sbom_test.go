@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"strings"
 	"context"
 	"encoding/json"
 	"flag"
@@ -139,21 +140,26 @@ func TestSBOMRoundTrip(t *testing.T) {
 		if back.Target.Type != vigil.TargetSBOM {
 			t.Errorf("%s read as %+v", format, back.Target)
 		}
+		// Everything matching needs survives: ecosystems, source
+		// packages, ownership, paths, the OS.
+		key := func(p vigil.Package) string {
+			return strings.Join([]string{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.OwnedBy, p.Path}, "|")
+		}
 		want := map[string]bool{}
 		for _, p := range inv.Packages {
-			want[p.PURL] = true
+			want[key(p)] = true
 		}
 		got := map[string]bool{}
 		for _, p := range back.Packages {
-			got[p.PURL] = true
-			if p.Ecosystem == "" {
-				t.Errorf("%s: %s read back without an ecosystem", format, p.PURL)
+			got[key(p)] = true
+		}
+		for k := range want {
+			if !got[k] {
+				t.Errorf("%s: %s lost in the round trip (got %v)", format, k, got)
 			}
 		}
-		for u := range want {
-			if !got[u] {
-				t.Errorf("%s: %s lost in the round trip (got %v)", format, u, got)
-			}
+		if back.OS == nil || back.OS.Ecosystem != "Debian:12" {
+			t.Errorf("%s: os %+v", format, back.OS)
 		}
 	}
 }

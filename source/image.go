@@ -33,11 +33,25 @@ type rawOpener func(i int, l v1.Layer) (io.ReadCloser, error)
 // storedBlob reads a layer's blob as the registry or layout stores it.
 func storedBlob(_ int, l v1.Layer) (io.ReadCloser, error) { return l.Compressed() }
 
+// blobInfo gives a layer's blob digest and size, when they are known
+// without reading it.
+type blobInfo func(i int, l v1.Layer) (digest string, size int64)
+
+// manifestBlob reads them from the manifest (registries, OCI layouts).
+func manifestBlob(_ int, l v1.Layer) (string, int64) {
+	var d string
+	if h, err := l.Digest(); err == nil {
+		d = h.String()
+	}
+	s, _ := l.Size()
+	return d, s
+}
+
 // imageTarget describes a v1.Image and walks its layers: each blob is
 // decompressed as it streams past (gzip, zstd or none, by its magic), and
 // its diff id checked against the image config as it is read, so a layer is
 // read once and never written to disk.
-func imageTarget(img v1.Image, info vigil.TargetInfo, lim Limits, raw rawOpener) (*Target, error) {
+func imageTarget(img v1.Image, info vigil.TargetInfo, lim Limits, raw rawOpener, blob blobInfo) (*Target, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("image: read config: %w", err)
@@ -66,8 +80,12 @@ func imageTarget(img v1.Image, info vigil.TargetInfo, lim Limits, raw rawOpener)
 		Labels:       cfg.Config.Labels,
 		Layers:       []vigil.LayerInfo{},
 	}
-	if d, err := img.Digest(); err == nil {
-		ii.Digest = d.String()
+	if info.Format != "docker-archive" {
+		// A docker-archive has no manifest digest of its own; computing
+		// one would mean compressing its layers.
+		if d, err := img.Digest(); err == nil {
+			ii.Digest = d.String()
+		}
 	}
 	for p := range cfg.Config.ExposedPorts {
 		ii.ExposedPorts = append(ii.ExposedPorts, p)
@@ -88,12 +106,7 @@ func imageTarget(img v1.Image, info vigil.TargetInfo, lim Limits, raw rawOpener)
 	for i, l := range layers {
 		diffID := cfg.RootFS.DiffIDs[i]
 		li := vigil.LayerInfo{DiffID: diffID.String()}
-		if d, err := l.Digest(); err == nil {
-			li.Digest = d.String()
-		}
-		if s, err := l.Size(); err == nil {
-			li.Size = s
-		}
+		li.Digest, li.Size = blob(i, l)
 		if i < len(createdBy) && len(createdBy) == len(layers) {
 			li.CreatedBy = createdBy[i]
 		}
@@ -180,7 +193,17 @@ func openDockerArchive(p string, lim Limits) (*Target, error) {
 		}
 		return io.NopCloser(r), nil
 	}
-	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: p, Format: "docker-archive"}, lim, raw)
+	// A docker-archive's layers may be stored uncompressed: their registry
+	// digest is not known (computing it would mean compressing them).
+	archived := func(i int, _ v1.Layer) (string, int64) {
+		if i < len(layerNames) {
+			if m, ok := members[path.Clean(layerNames[i])]; ok {
+				return "", m[1]
+			}
+		}
+		return "", 0
+	}
+	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: p, Format: "docker-archive"}, lim, raw, archived)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("docker-archive %s: %w", p, err)
@@ -205,7 +228,7 @@ func openOCILayout(dir string, lim Limits) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oci-layout %s: %w", dir, err)
 	}
-	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: dir, Format: "oci-layout"}, lim, storedBlob)
+	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: dir, Format: "oci-layout"}, lim, storedBlob, manifestBlob)
 	if err != nil {
 		return nil, fmt.Errorf("oci-layout %s: %w", dir, err)
 	}
@@ -277,7 +300,7 @@ func openRegistry(ctx context.Context, ref string, insecure bool, lim Limits) (*
 	if err != nil {
 		return nil, fmt.Errorf("registry: %s: %w", ref, err)
 	}
-	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: ref, Format: "registry"}, lim, storedBlob)
+	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: ref, Format: "registry"}, lim, storedBlob, manifestBlob)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %s: %w", ref, err)
 	}
@@ -402,7 +425,7 @@ func openOCITar(p string, lim Limits) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oci-layout %s: %w", p, err)
 	}
-	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: p, Format: "oci-layout"}, lim, storedBlob)
+	t, err := imageTarget(img, vigil.TargetInfo{Type: vigil.TargetImage, Name: p, Format: "oci-layout"}, lim, storedBlob, manifestBlob)
 	if err != nil {
 		return nil, fmt.Errorf("oci-layout %s: %w", p, err)
 	}

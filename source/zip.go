@@ -20,6 +20,18 @@ func walkZip(ctx context.Context, p, prefix string, lim Limits, total *int64, wa
 		return fmt.Errorf("zip %s: %w", p, err)
 	}
 	defer zr.Close()
+	// The whole archive may expand at most MaxRatio-fold (past
+	// MinRatioBytes), whatever each member claims.
+	var size int64
+	if st, err := os.Stat(p); err == nil {
+		size = st.Size()
+	}
+	budget := lim.MaxTotalBytes - *total
+	if lim.MaxRatio > 0 {
+		budget = min(budget, max(size*lim.MaxRatio, lim.MinRatioBytes))
+	}
+	var read int64
+	defer func() { *total += read }()
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -71,8 +83,8 @@ func walkZip(ctx context.Context, p, prefix string, lim Limits, total *int64, wa
 					return nil, err
 				}
 				// The declared size bounds what is read, whatever the stream
-				// holds; the total bounds the whole target.
-				cr := &countingReader{r: io.LimitReader(rc, size), n: total, limit: lim.MaxTotalBytes, what: p}
+				// holds; the budget bounds the whole archive.
+				cr := &countingReader{r: io.LimitReader(rc, size), n: &read, limit: budget, what: p}
 				return struct {
 					io.Reader
 					io.Closer
