@@ -9,10 +9,10 @@ package collect
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -63,14 +63,14 @@ type engine struct {
 	v        *vfs
 	results  map[string]*result
 	resBelow prefixCount
-	pending []pending
-	kept    int64
-	warns   []string
-	nwarn   int
-	stats   vigil.InventoryStats
-	layer   int
-	layers  int
-	tmpDir  string
+	pending  []pending
+	kept     int64
+	warns    []string
+	nwarn    int
+	stats    vigil.InventoryStats
+	layer    int
+	layers   int
+	tmpDir   string
 }
 
 // result is what the collectors found in one file.

@@ -2,12 +2,12 @@ package report
 
 import (
 	"bytes"
-	"strings"
 	"context"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
