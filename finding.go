@@ -80,6 +80,9 @@ type MatchEvidence struct {
 
 // Suppression says why a finding is hidden.
 type Suppression struct {
+	// Status is "ignored" for an ignore rule, or the VEX status
+	// ("not_affected", "fixed").
+	Status string `json:"status"`
 	Reason string `json:"reason"`
 	// Source is the rule that suppressed it: an ignore file entry or a VEX
 	// statement.

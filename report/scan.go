@@ -264,15 +264,30 @@ func CycloneDXScan(w io.Writer, inv *vigil.Inventory, s *Scan) error {
 	for _, p := range inv.Packages {
 		refs[p.Ecosystem+"\x00"+p.Name+"\x00"+p.Version+"\x00"+p.Path+"\x00"+p.Layer] = packageRef(p)
 	}
+	// One vulnerability entry per id: a finding that a package-scoped rule
+	// split in two is one entry, its analysis given only when every part is
+	// suppressed.
 	var vulns []cdx.Vulnerability
+	index := map[string]int{}
 	for _, f := range s.Findings {
+		if i, ok := index[f.Vulnerability.ID]; ok {
+			v := &vulns[i]
+			for _, p := range f.Packages {
+				if r, ok := refs[p.Ecosystem+"\x00"+p.Name+"\x00"+p.Version+"\x00"+p.Path+"\x00"+p.Layer]; ok {
+					*v.Affects = append(*v.Affects, cdx.Affects{Ref: r})
+				}
+			}
+			if f.Suppressed == nil {
+				v.Analysis = nil
+			}
+			continue
+		}
+		index[f.Vulnerability.ID] = len(vulns)
 		v := cdx.Vulnerability{
 			BOMRef:      "vuln-" + f.Vulnerability.ID,
 			ID:          f.Vulnerability.ID,
+			Source:      advisorySource(f.Vulnerability.ID),
 			Description: f.Vulnerability.Title,
-		}
-		if strings.HasPrefix(f.Vulnerability.ID, "CVE-") {
-			v.Source = &cdx.Source{Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/" + f.Vulnerability.ID}
 		}
 		var ratings []cdx.VulnerabilityRating
 		if f.CVSS != nil {
@@ -294,12 +309,12 @@ func CycloneDXScan(w io.Writer, inv *vigil.Inventory, s *Scan) error {
 		}
 		var refsList []cdx.VulnerabilityReference
 		for _, a := range f.Vulnerability.Aliases {
-			refsList = append(refsList, cdx.VulnerabilityReference{ID: a})
+			refsList = append(refsList, cdx.VulnerabilityReference{ID: a, Source: advisorySource(a)})
 		}
 		if len(refsList) > 0 {
 			v.References = &refsList
 		}
-		var affects []cdx.Affects
+		affects := []cdx.Affects{}
 		var recs []string
 		for _, p := range f.Packages {
 			if r, ok := refs[p.Ecosystem+"\x00"+p.Name+"\x00"+p.Version+"\x00"+p.Path+"\x00"+p.Layer]; ok {
@@ -312,12 +327,36 @@ func CycloneDXScan(w io.Writer, inv *vigil.Inventory, s *Scan) error {
 		v.Affects = &affects
 		v.Recommendation = strings.Join(recs, " ")
 		if f.Suppressed != nil {
-			v.Analysis = &cdx.VulnerabilityAnalysis{State: cdx.IASNotAffected, Detail: f.Suppressed.Reason}
+			state := cdx.IASNotAffected
+			if f.Suppressed.Status == "fixed" {
+				state = cdx.IASResolved
+			}
+			v.Analysis = &cdx.VulnerabilityAnalysis{State: state, Detail: f.Suppressed.Reason}
 		}
 		vulns = append(vulns, v)
 	}
 	bom.Vulnerabilities = &vulns
 	return encodeBOM(w, bom)
+}
+
+// advisorySource names the database an id comes from.
+func advisorySource(id string) *cdx.Source {
+	prefixes := []struct{ prefix, name, url string }{
+		{"CVE-", "NVD", "https://nvd.nist.gov/vuln/detail/"},
+		{"GHSA-", "GitHub Advisory Database", "https://github.com/advisories/"},
+		{"GO-", "Go Vulnerability Database", "https://pkg.go.dev/vuln/"},
+		{"PYSEC-", "PyPI Advisory Database", "https://osv.dev/vulnerability/"},
+		{"RUSTSEC-", "RustSec Advisory Database", "https://rustsec.org/advisories/"},
+		{"DSA-", "Debian Security Advisories", "https://security-tracker.debian.org/tracker/"},
+		{"DLA-", "Debian LTS Advisories", "https://security-tracker.debian.org/tracker/"},
+		{"DEBIAN-", "Debian Security Tracker", "https://osv.dev/vulnerability/"},
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(id, p.prefix) {
+			return &cdx.Source{Name: p.name, URL: p.url + id}
+		}
+	}
+	return &cdx.Source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + id}
 }
 
 func cdxSeverity(s string) cdx.Severity {

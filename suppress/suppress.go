@@ -27,7 +27,9 @@ type Rule struct {
 	// Expires is a date (YYYY-MM-DD) from which the rule no longer applies.
 	Expires string `yaml:"expires,omitempty" json:"expires,omitempty"`
 	// Source says where the rule comes from, for the report.
-	Source  string    `yaml:"-" json:"-"`
+	Source string `yaml:"-" json:"-"`
+	// Status is "ignored" for ignore rules, the VEX status for statements.
+	Status  string    `yaml:"-" json:"-"`
 	expires time.Time `yaml:"-" json:"-"`
 }
 
@@ -83,23 +85,29 @@ func Parse(data []byte, name string) (*Rules, error) {
 			r.expires = t
 		}
 		r.Source = fmt.Sprintf("%s rule %d", name, i+1)
+		r.Status = "ignored"
 		rs.rules = append(rs.rules, r)
 	}
 	return rs, nil
 }
 
-// parseVEX reads an OpenVEX document: statements whose status is
-// not_affected or fixed suppress the vulnerability on their products.
+// parseVEX reads an OpenVEX document. For each (vulnerability, product)
+// the latest statement wins (by its timestamp, else its place in the
+// document); not_affected and fixed suppress. A product's subcomponents
+// (the packages of an image) are what a statement is about when given.
 func parseVEX(data []byte, name string) (*Rules, error) {
+	type statement struct {
+		Vulnerability json.RawMessage `json:"vulnerability"`
+		Products      []json.RawMessage `json:"products"`
+		Status        string `json:"status"`
+		Justification string `json:"justification"`
+		Impact        string `json:"impact_statement"`
+		Timestamp     string `json:"timestamp"`
+	}
 	var doc struct {
-		Context    string `json:"@context"`
-		Statements []struct {
-			Vulnerability json.RawMessage   `json:"vulnerability"`
-			Products      []json.RawMessage `json:"products"`
-			Status        string            `json:"status"`
-			Justification string            `json:"justification"`
-			Impact        string            `json:"impact_statement"`
-		} `json:"statements"`
+		Context    string      `json:"@context"`
+		Timestamp  string      `json:"timestamp"`
+		Statements []statement `json:"statements"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("OpenVEX: %w", err)
@@ -107,36 +115,76 @@ func parseVEX(data []byte, name string) (*Rules, error) {
 	if !strings.Contains(doc.Context, "openvex") {
 		return nil, fmt.Errorf("OpenVEX: @context %q is not OpenVEX's", doc.Context)
 	}
-	rs := &Rules{}
+	type latest struct {
+		at    time.Time
+		index int
+		st    statement
+	}
+	byKey := map[string]latest{}
+	var order []string
 	for i, st := range doc.Statements {
-		if st.Status != "not_affected" && st.Status != "fixed" {
-			continue
-		}
 		id := vexName(st.Vulnerability)
 		if id == "" {
 			return nil, fmt.Errorf("OpenVEX statement %d: no vulnerability name", i+1)
 		}
-		reason := "VEX: " + st.Status
-		if st.Justification != "" {
-			reason += " (" + st.Justification + ")"
-		}
-		if st.Impact != "" {
-			reason += ": " + st.Impact
-		}
-		products := []string{""}
-		if len(st.Products) > 0 {
-			products = nil
-			for _, p := range st.Products {
-				if id := vexName(p); id != "" {
-					products = append(products, id)
+		at, _ := time.Parse(time.RFC3339, first(st.Timestamp, doc.Timestamp))
+		var products []string
+		for _, raw := range st.Products {
+			var p struct {
+				Subcomponents []json.RawMessage `json:"subcomponents"`
+			}
+			_ = json.Unmarshal(raw, &p)
+			if len(p.Subcomponents) > 0 {
+				for _, sc := range p.Subcomponents {
+					if n := vexName(sc); n != "" {
+						products = append(products, n)
+					}
 				}
+			} else if n := vexName(raw); n != "" {
+				products = append(products, n)
 			}
 		}
+		if len(products) == 0 {
+			products = []string{""}
+		}
 		for _, p := range products {
-			rs.rules = append(rs.rules, Rule{ID: id, Package: p, Reason: reason, Source: fmt.Sprintf("%s statement %d", name, i+1)})
+			k := strings.ToUpper(id) + "\x00" + p
+			old, seen := byKey[k]
+			if !seen {
+				order = append(order, k)
+			}
+			if !seen || !at.Before(old.at) {
+				byKey[k] = latest{at: at, index: i, st: st}
+			}
 		}
 	}
+	rs := &Rules{}
+	for _, k := range order {
+		l := byKey[k]
+		if l.st.Status != "not_affected" && l.st.Status != "fixed" {
+			continue
+		}
+		id, product, _ := strings.Cut(k, "\x00")
+		reason := "VEX: " + l.st.Status
+		if l.st.Justification != "" {
+			reason += " (" + l.st.Justification + ")"
+		}
+		if l.st.Impact != "" {
+			reason += ": " + l.st.Impact
+		}
+		rs.rules = append(rs.rules, Rule{ID: id, Package: product, Reason: reason, Status: l.st.Status,
+			Source: fmt.Sprintf("%s statement %d", name, l.index+1)})
+	}
 	return rs, nil
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // vexName reads a VEX vulnerability or product: a string, or an object
@@ -209,7 +257,7 @@ func (rs *Rules) Apply(fs []vigil.Finding, now time.Time) ([]vigil.Finding, []st
 			h := f
 			h.Packages = hidden
 			h.FixAvailable = vigil.FixAvailability(hidden)
-			h.Suppressed = &vigil.Suppression{Reason: by.Reason, Source: by.Source, Expires: by.Expires}
+			h.Suppressed = &vigil.Suppression{Status: by.Status, Reason: by.Reason, Source: by.Source, Expires: by.Expires}
 			out = append(out, h)
 		}
 	}
