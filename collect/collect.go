@@ -307,6 +307,10 @@ func (e *engine) entry(ctx context.Context) source.WalkFunc {
 // buffer makes a streamed file readable at random: in memory when it is
 // small enough, else in a private temporary file.
 func (e *engine) buffer(r io.Reader, size int64) (readerAtSeeker, int64, func(), error) {
+	if f, ok := r.(*os.File); ok {
+		// A file on disk (a root filesystem's) is read in place.
+		return f, size, func() {}, nil
+	}
 	if size <= memoryRead {
 		data, err := io.ReadAll(r)
 		if err != nil {

@@ -315,6 +315,9 @@ func splitSourceRPM(s string) (string, string) {
 	return s[:j], s[j+1:]
 }
 
+// npmLockfiles are the collectors of JavaScript lockfiles.
+var npmLockfiles = map[string]bool{"javascript/packagelockjson": true, "javascript/yarnlock": true, "javascript/pnpmlock": true}
+
 // dedup drops packages found twice: the same package at the same path
 // from two collectors, and npm lockfile entries for projects whose
 // node_modules shows what is really installed (a lockfile can list what a
@@ -331,7 +334,7 @@ func dedup(pkgs []vigil.Package) []vigil.Package {
 	out := pkgs[:0]
 	seen := map[string]bool{}
 	for _, p := range pkgs {
-		if p.Type == purl.TypeNPM && p.Collector == "javascript/packagelockjson" {
+		if p.Type == purl.TypeNPM && npmLockfiles[p.Collector] {
 			root := path.Dir(p.Path)
 			root = strings.TrimSuffix(strings.TrimSuffix(root, "node_modules"), "/") // the hidden lockfile
 			if root == "." {

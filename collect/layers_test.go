@@ -97,6 +97,7 @@ func testImage(t testing.TB) v1.Image {
 		file{name: "app/package-lock.json", body: `{"name":"app","lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/lodash":{"version":"4.17.15"},"node_modules/minimist":{"version":"1.2.0"}}}`},
 		file{name: "app/node_modules/lodash/package.json", body: npmPackage("lodash", "4.17.15")},
 		file{name: "app/node_modules/minimist/package.json", body: npmPackage("minimist", "1.2.0")},
+		file{name: "app/yarn.lock", body: "# yarn lockfile v1\n\nlodash@^4.17.15:\n  version \"4.17.15\"\n  resolved \"https://registry.yarnpkg.com/lodash/-/lodash-4.17.15.tgz\"\n\nminimist@^1.2.0:\n  version \"1.2.0\"\n"},
 		file{name: "srv/node_modules/old/package.json", body: npmPackage("old", "1.0.0")},
 		file{name: "etc/alternatives", typ: tar.TypeDir},
 		file{name: "etc/alternatives/loop-a", typ: tar.TypeSymlink, link: "loop-b"},

@@ -33,7 +33,6 @@ func openDir(dir string, lim Limits) (*Target, error) {
 }
 
 func walkDir(ctx context.Context, root *os.Root, lim Limits, warn func(string), fn WalkFunc) error {
-	var total int64
 	fsys := root.FS()
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -77,15 +76,9 @@ func walkDir(ctx context.Context, root *os.Root, lim Limits, warn func(string), 
 				return nil
 			}
 			open = func() (io.ReadCloser, error) {
-				f, err := root.Open(filepath.FromSlash(p))
-				if err != nil {
-					return nil, err
-				}
-				cr := &countingReader{r: io.LimitReader(f, lim.MaxFileBytes), n: &total, limit: lim.MaxTotalBytes, what: "rootfs"}
-				return struct {
-					io.Reader
-					io.Closer
-				}{cr, f}, nil
+				// The file itself: a collector that needs random access reads
+				// it in place instead of a copy.
+				return root.Open(filepath.FromSlash(p))
 			}
 		default:
 			e.Type = TypeOther

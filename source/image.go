@@ -496,9 +496,16 @@ func (l *ociTarLayer) Compressed() (io.ReadCloser, error) {
 	return io.NopCloser(r), nil
 }
 
-// isImageRef reports whether s looks like a registry reference rather than
-// a path: host/repo[:tag|@digest] with a registry host or a repository
-// path.
+// IsImageRef reports whether s names a registry image rather than a path
+// that exists: host/repo[:tag|@digest], or a Docker Hub short name such as
+// alpine:3.19.
+func IsImageRef(s string) bool {
+	if _, err := os.Stat(s); err == nil {
+		return false
+	}
+	return isImageRef(s)
+}
+
 func isImageRef(s string) bool {
 	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") || strings.ContainsAny(s, " \\") {
 		return false

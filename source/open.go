@@ -50,7 +50,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Target, error) {
 	}
 	st, err := os.Stat(ref)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && (opts.Type == "" || opts.Type == "image") && isImageRef(ref) {
+		if errors.Is(err, os.ErrNotExist) && (opts.Type == "" || opts.Type == "image") && isImageRef(ref) && !looksLikePath(ref) {
 			return openRegistry(ctx, ref, opts.Insecure, opts.Limits)
 		}
 		if errors.Is(err, os.ErrNotExist) {
@@ -128,6 +128,17 @@ func Open(ctx context.Context, ref string, opts Options) (*Target, error) {
 		return openFile(ref, st), nil
 	}
 	return nil, vigil.Errorf(vigil.EINVALID, "%s: cannot open as %s", ref, kind)
+}
+
+// looksLikePath tells a mistyped path (its first element exists here, or it
+// has no registry host and no tag) from an image reference.
+func looksLikePath(ref string) bool {
+	first, _, _ := strings.Cut(ref, "/")
+	if _, err := os.Stat(first); err == nil && first != ref {
+		return true
+	}
+	host := strings.ContainsAny(first, ".:") || first == "localhost"
+	return strings.Contains(ref, "/") && !host && !strings.ContainsAny(ref, ":@")
 }
 
 // detect tells what a file is from its content.

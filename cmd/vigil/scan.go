@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-project/vigil/match"
 	"github.com/vigil-project/vigil/report"
 	"github.com/vigil-project/vigil/score"
+	"github.com/vigil-project/vigil/source"
 	"github.com/vigil-project/vigil/suppress"
 	"github.com/vigil-project/vigil/vulndb"
 )
@@ -87,7 +88,7 @@ func (e *env) scan(ctx context.Context, args []string) int {
 		return fail(err)
 	}
 	defer db.Close()
-	if *offline && (tf.typ == "registry" || looksRemote(pos[0])) {
+	if *offline && (tf.typ == "registry" || source.IsImageRef(pos[0])) {
 		return fail(vigil.Errorf(vigil.EINVALID, "--offline: %s is a registry image; scan a docker-archive or OCI layout instead", pos[0]))
 	}
 
@@ -102,6 +103,16 @@ func (e *env) scan(ctx context.Context, args []string) int {
 	now := time.Now()
 	findings, warns := rules.Apply(res.Findings, now)
 	match.Sort(findings)
+	// --fail-on judges every active finding; --severity only chooses
+	// what is shown.
+	failed := false
+	if failRank >= 0 {
+		for _, f := range findings {
+			if f.Suppressed == nil && score.Rank(f.Severity) >= failRank {
+				failed = true
+			}
+		}
+	}
 	if len(wanted) > 0 {
 		kept := findings[:0]
 		for _, f := range findings {
@@ -159,12 +170,8 @@ func (e *env) scan(ctx context.Context, args []string) int {
 	if code != exitOK {
 		return exitUsage
 	}
-	if failRank >= 0 {
-		for _, f := range findings {
-			if f.Suppressed == nil && score.Rank(f.Severity) >= failRank {
-				return exitFail
-			}
-		}
+	if failed {
+		return exitFail
 	}
 	return exitOK
 }
@@ -174,10 +181,3 @@ func (e *env) stdoutIsTerminal() bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// looksRemote reports a target that names a registry image, not a path.
-func looksRemote(ref string) bool {
-	if _, err := os.Stat(ref); err == nil {
-		return false
-	}
-	return strings.Contains(ref, "/") && !strings.HasPrefix(ref, "/") && !strings.HasPrefix(ref, ".")
-}

@@ -195,6 +195,14 @@ type scanDoc struct {
 	Warnings []string `json:"warnings"`
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedDBPath != "" {
+		os.RemoveAll(filepath.Dir(sharedDBPath))
+	}
+	os.Exit(code)
+}
+
 var (
 	sharedDBOnce sync.Once
 	sharedDBPath string
