@@ -51,10 +51,13 @@ type Progress struct {
 // at the end of their layer, when every file of the layer is known; larger
 // ones (binaries, archives) are handed over as they stream past.
 const (
-	keepSize   = 8 << 20
-	keepAfter  = 256 << 10
-	memoryRead = 64 << 20
-	maxWarn    = 100
+	keepSize  = 8 << 20
+	keepAfter = 256 << 10
+	// Memory grows with the number of files and packages too: bound them.
+	maxKeptFiles = 250_000
+	maxPackages  = 1_000_000
+	memoryRead   = 64 << 20
+	maxWarn      = 100
 )
 
 type engine struct {
@@ -71,6 +74,9 @@ type engine struct {
 	layer    int
 	layers   int
 	tmpDir   string
+	// overFiles and packages track the bounds on files and packages.
+	overFiles bool
+	packages  int
 }
 
 // result is what the collectors found in one file.
@@ -275,6 +281,13 @@ func (e *engine) entry(ctx context.Context) source.WalkFunc {
 			e.warn(fmt.Sprintf("%s: %v", p, err))
 			return nil
 		}
+		if len(e.v.files) >= maxKeptFiles {
+			if !e.overFiles {
+				e.overFiles = true
+				e.warn(fmt.Sprintf("more than %d files to read: the rest are skipped", maxKeptFiles))
+			}
+			return nil
+		}
 		if en.Size <= keepSize && e.kept+en.Size <= e.opts.KeepBytes && (keep || needsContext(wanted)) {
 			data, err := io.ReadAll(io.LimitReader(rc, keepSize+1))
 			if err != nil {
@@ -417,6 +430,11 @@ func (e *engine) extract(ctx context.Context, p string, info fs.FileInfo, r read
 	if len(res.pkgs) == 0 {
 		return
 	}
+	if e.packages+len(res.pkgs) > maxPackages {
+		e.warn(fmt.Sprintf("%s: more than %d packages in all: not recorded", p, maxPackages))
+		return
+	}
+	e.packages += len(res.pkgs)
 	// A package that was in the previous version of the file keeps the
 	// layer that introduced it.
 	for _, pkg := range res.pkgs {

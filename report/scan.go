@@ -195,8 +195,12 @@ func SARIF(w io.Writer, s *Scan) error {
 		if _, ok := index[id]; !ok {
 			index[id] = len(rules)
 			props := map[string]any{"tags": []string{"vulnerability", "security", f.Severity}}
+			// Dashboards rank by security-severity: the score, else the
+			// middle of the severity's band.
 			if f.Score != nil {
 				props["security-severity"] = fmt.Sprintf("%.1f", *f.Score)
+			} else if band, ok := map[string]string{"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5", "LOW": "2.0"}[f.Severity]; ok {
+				props["security-severity"] = band
 			}
 			help := fmt.Sprintf("%s (%s)", f.Vulnerability.Title, f.Severity)
 			uri := ""

@@ -26,6 +26,10 @@ type Rule struct {
 	Reason  string `yaml:"reason" json:"reason"`
 	// Expires is a date (YYYY-MM-DD) from which the rule no longer applies.
 	Expires string `yaml:"expires,omitempty" json:"expires,omitempty"`
+	// VendorSeverity hides packages a distribution rated so (Debian's
+	// unimportant, no-dsa, postponed, end-of-life; Ubuntu's negligible),
+	// for any vulnerability when ID is empty.
+	VendorSeverity []string `yaml:"vendorSeverity,omitempty" json:"vendorSeverity,omitempty"`
 	// Source says where the rule comes from, for the report.
 	Source string `yaml:"-" json:"-"`
 	// Status is "ignored" for ignore rules, the VEX status for statements.
@@ -71,8 +75,8 @@ func Parse(data []byte, name string) (*Rules, error) {
 	rs := &Rules{}
 	for i, r := range list {
 		r.ID = strings.TrimSpace(r.ID)
-		if r.ID == "" {
-			return nil, fmt.Errorf("rule %d: no id", i+1)
+		if r.ID == "" && len(r.VendorSeverity) == 0 {
+			return nil, fmt.Errorf("rule %d: no id (or vendorSeverity)", i+1)
 		}
 		if strings.TrimSpace(r.Reason) == "" {
 			return nil, fmt.Errorf("rule %d (%s): no reason: every suppression says why", i+1, r.ID)
@@ -225,7 +229,7 @@ func (rs *Rules) Apply(fs []vigil.Finding, now time.Time) ([]vigil.Finding, []st
 			var hit *Rule
 			for i := range rs.rules {
 				r := &rs.rules[i]
-				if !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, r.ID) }) || !r.matches(p) {
+				if r.ID != "" && !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, r.ID) }) || !r.matches(p) {
 					continue
 				}
 				if !r.expires.IsZero() && !now.Before(r.expires) {
@@ -265,6 +269,9 @@ func (rs *Rules) Apply(fs []vigil.Finding, now time.Time) ([]vigil.Finding, []st
 }
 
 func (r *Rule) matches(p vigil.VulnerablePackage) bool {
+	if len(r.VendorSeverity) > 0 && !slices.ContainsFunc(r.VendorSeverity, func(s string) bool { return strings.EqualFold(s, p.VendorSeverity) }) {
+		return false
+	}
 	if r.Package == "" {
 		return true
 	}

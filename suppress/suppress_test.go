@@ -47,6 +47,8 @@ func TestRules(t *testing.T) {
 		{"scoped by purl with another version", "- id: CVE-1\n  package: pkg:npm/lodash@4.17.21\n  reason: r\n", finding("CVE-1", nil, lodash), 1, 0, "", ""},
 		{"not yet expired", "- id: CVE-1\n  reason: r\n  expires: 2026-11-30\n", finding("CVE-1", nil, lodash), 0, 1, "ignored", ""},
 		{"expired", "- id: CVE-1\n  reason: r\n  expires: 2026-11-29\n", finding("CVE-1", nil, lodash), 1, 0, "", "expired on 2026-11-29"},
+		{"debian triage state", "- vendorSeverity: [unimportant, no-dsa]\n  reason: Debian does not fix these\n",
+			finding("CVE-1", nil, vigil.VulnerablePackage{Name: "libpam0g", VendorSeverity: "unimportant"}, vigil.VulnerablePackage{Name: "libpam-modules", VendorSeverity: "low"}), 1, 1, "ignored", ""},
 		{"vex not_affected on a subcomponent", `{"@context":"https://openvex.dev/ns/v0.2.0","statements":[{"vulnerability":{"name":"CVE-1"},"products":[{"@id":"pkg:oci/app","subcomponents":[{"@id":"pkg:deb/debian/libssl3"}]}],"status":"not_affected","justification":"vulnerable_code_not_present"}]}`,
 			finding("CVE-1", nil, libssl, ossl), 1, 1, "not_affected", ""},
 		{"vex later affected overrides", `{"@context":"https://openvex.dev/ns/v0.2.0","statements":[
