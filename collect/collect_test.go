@@ -295,3 +295,21 @@ func TestThirdPartySBOMs(t *testing.T) {
 		}
 	}
 }
+
+// A requirement that allows a range says nothing of what is installed.
+func TestRequirementsRanges(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "requirements.txt"), []byte("requests>=2.0\nflask==2.0.1\nurllib3~=1.26\n"), 0o644)
+	tg, err := source.Open(context.Background(), root, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	inv, err := Collect(context.Background(), tg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 1 || inv.Packages[0].Name != "flask" || inv.Packages[0].Version != "2.0.1" {
+		t.Errorf("packages %+v", inv.Packages)
+	}
+}

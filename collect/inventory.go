@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/osv-scalibr/extractor"
+	requirementsmeta "github.com/google/osv-scalibr/extractor/filesystem/language/python/requirements"
 	apkmeta "github.com/google/osv-scalibr/extractor/filesystem/os/apk/metadata"
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
 	rpmmeta "github.com/google/osv-scalibr/extractor/filesystem/os/rpm/metadata"
@@ -232,6 +233,10 @@ func convert(pkg *extractor.Package, file string, osi *vigil.OSInfo) (vigil.Pack
 		// The toolchain a binary was built with: OSV's "stdlib".
 		vp.Name = "stdlib"
 		pkg = &extractor.Package{Name: "stdlib", Version: pkg.Version, PURLType: pkg.PURLType}
+	}
+	if m, ok := pkg.Metadata.(*requirementsmeta.Metadata); ok && m.VersionComparator != "" && m.VersionComparator != "==" && m.VersionComparator != "===" {
+		// "requests>=2.0" says what is allowed, not what is installed.
+		return vigil.Package{}, false
 	}
 	if vp.Type == purl.TypeGolang && vp.Version == "(devel)" {
 		// The main module of a binary built from a work tree has no version.
