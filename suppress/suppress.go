@@ -101,12 +101,12 @@ func Parse(data []byte, name string) (*Rules, error) {
 // (the packages of an image) are what a statement is about when given.
 func parseVEX(data []byte, name string) (*Rules, error) {
 	type statement struct {
-		Vulnerability json.RawMessage `json:"vulnerability"`
+		Vulnerability json.RawMessage   `json:"vulnerability"`
 		Products      []json.RawMessage `json:"products"`
-		Status        string `json:"status"`
-		Justification string `json:"justification"`
-		Impact        string `json:"impact_statement"`
-		Timestamp     string `json:"timestamp"`
+		Status        string            `json:"status"`
+		Justification string            `json:"justification"`
+		Impact        string            `json:"impact_statement"`
+		Timestamp     string            `json:"timestamp"`
 	}
 	var doc struct {
 		Context    string      `json:"@context"`

@@ -180,4 +180,3 @@ func (e *env) stdoutIsTerminal() bool {
 	f, ok := e.stdout.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
-
