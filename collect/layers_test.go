@@ -44,6 +44,8 @@ func layer(t testing.TB, files ...file) v1.Layer {
 			hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeDir, 0, 0o755
 		case tar.TypeSymlink, tar.TypeLink:
 			hdr.Typeflag, hdr.Linkname, hdr.Size = f.typ, f.link, 0
+		case tar.TypeFifo:
+			hdr.Typeflag, hdr.Size = tar.TypeFifo, 0
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)
@@ -99,6 +101,8 @@ func testImage(t testing.TB) v1.Image {
 		file{name: "app/node_modules/minimist/package.json", body: npmPackage("minimist", "1.2.0")},
 		file{name: "app/yarn.lock", body: "# yarn lockfile v1\n\nlodash@^4.17.15:\n  version \"4.17.15\"\n  resolved \"https://registry.yarnpkg.com/lodash/-/lodash-4.17.15.tgz\"\n\nminimist@^1.2.0:\n  version \"1.2.0\"\n"},
 		file{name: "srv/node_modules/old/package.json", body: npmPackage("old", "1.0.0")},
+		file{name: "opt/x/node_modules/hl/package.json", body: npmPackage("hl", "1.0.0")},
+		file{name: "opt/x/node_modules/ff/package.json", body: npmPackage("ff", "1.0.0")},
 		file{name: "etc/alternatives", typ: tar.TypeDir},
 		file{name: "etc/alternatives/loop-a", typ: tar.TypeSymlink, link: "loop-b"},
 		file{name: "etc/alternatives/loop-b", typ: tar.TypeSymlink, link: "loop-a"},
@@ -108,6 +112,9 @@ func testImage(t testing.TB) v1.Image {
 		file{name: "var/lib/dpkg/status", body: dpkgStatus("base-files=12.4+deb12u5", "curl=7.88.1-10+deb12u5", "libssl3=3.0.15-1~deb12u1", "zlib1g=1:1.2.13.dfsg-1")},
 		// minimist removed by a whiteout; the lockfile still lists it.
 		file{name: "app/node_modules/.wh.minimist"},
+		// A hard link and a FIFO replace two packages' manifests.
+		file{name: "opt/x/node_modules/hl/package.json", typ: tar.TypeLink, link: "etc/os-release"},
+		file{name: "opt/x/node_modules/ff/package.json", typ: tar.TypeFifo},
 		// srv replaced wholesale.
 		file{name: "srv/.wh..wh..opq"},
 		file{name: "srv/node_modules/new/package.json", body: npmPackage("new", "2.0.0")},
