@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -70,6 +71,24 @@ func Target(t testing.TB, name string) string {
 	if dir, ok := targetDirs[name]; ok {
 		return dir
 	}
+	// Test binaries of several packages run at once: build one at a time.
+	cache := os.Getenv("VIGIL_TARGETS")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "vigil-targets")
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cache, ".vigil-test.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	cmd := exec.Command("bash", script, name)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
