@@ -161,6 +161,10 @@ const (
 	// EUNAVAILABLE: a resource the command needs does not exist yet, such as
 	// a vulnerability database that was never built.
 	EUNAVAILABLE = "unavailable"
+	// EUNAUTHORIZED: no valid credentials.
+	EUNAUTHORIZED = "unauthorized"
+	// EFORBIDDEN: valid credentials without the right to do this.
+	EFORBIDDEN = "forbidden"
 )
 
 // Error is an error with a code that users can act on.

@@ -1,0 +1,323 @@
+// Package storetest is the store's conformance suite: the same tests, run
+// against SQLite and PostgreSQL.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/reconcile"
+	"github.com/vigil-project/vigil/sqlstore"
+)
+
+// Run runs the suite; open returns a new, empty store.
+func Run(t *testing.T, open func(t *testing.T) *sqlstore.Store) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, *sqlstore.Store)
+	}{
+		{"Keys", testKeys},
+		{"Lifecycle", testLifecycle},
+		{"TenantIsolation", testTenantIsolation},
+		{"Pagination", testPagination},
+		{"BadInputWritesNothing", testBadInput},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
+	}
+}
+
+func code(err error) string {
+	var e *vigil.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// must returns v, or fails the test by panicking on err (Go cannot pass a
+// test handle beside a two-valued call).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func principal(t *testing.T, s *sqlstore.Store, account, role string) vigil.Principal {
+	t.Helper()
+	secret, _, err := s.CreateKey(context.Background(), account, role, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return must(s.Authenticate(context.Background(), secret))
+}
+
+func testKeys(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	s.Now = c.now
+	must(s.CreateAccount(ctx, "acme", ""))
+	if _, err := s.CreateAccount(ctx, "acme", ""); code(err) != vigil.ECONFLICT {
+		t.Errorf("duplicate account: %v", err)
+	}
+	if _, err := s.CreateAccount(ctx, "bad name", ""); code(err) != vigil.EINVALID {
+		t.Errorf("bad name: %v", err)
+	}
+	if _, _, err := s.CreateKey(ctx, "acme", "root", nil); code(err) != vigil.EINVALID {
+		t.Errorf("bad role: %v", err)
+	}
+	if _, _, err := s.CreateKey(ctx, "nobody", vigil.RoleAdmin, nil); code(err) != vigil.ENOTFOUND {
+		t.Errorf("unknown account: %v", err)
+	}
+	exp := c.t.Add(time.Hour)
+	secret, key, err := s.CreateKey(ctx, "acme", vigil.RoleAnalyst, &exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Authenticate(ctx, secret)
+	if err != nil || p.Account != "acme" || p.Role != vigil.RoleAnalyst {
+		t.Fatalf("authenticate: %+v %v", p, err)
+	}
+	for _, bad := range []string{"", "vgl_nope", secret + "x", "Bearer " + secret} {
+		if _, err := s.Authenticate(ctx, bad); code(err) != vigil.EUNAUTHORIZED {
+			t.Errorf("Authenticate(%q) = %v", bad, err)
+		}
+	}
+	c.t = c.t.Add(2 * time.Hour)
+	if _, err := s.Authenticate(ctx, secret); code(err) != vigil.EUNAUTHORIZED {
+		t.Errorf("expired key: %v", err)
+	}
+	admin := principal(t, s, "acme", vigil.RoleAdmin)
+	secret2, key2, _ := s.CreateKey(ctx, "acme", vigil.RoleReadOnly, nil)
+	if err := s.RevokeKey(ctx, admin, key2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, secret2); code(err) != vigil.EUNAUTHORIZED {
+		t.Errorf("revoked key: %v", err)
+	}
+	_ = key
+}
+
+func inventory(digest string, pkgs ...vigil.Package) *vigil.Inventory {
+	return &vigil.Inventory{SchemaVersion: vigil.InventorySchemaVersion, Digest: digest, Packages: pkgs,
+		OS: &vigil.OSInfo{ID: "debian", VersionID: "12", Ecosystem: "Debian:12"}}
+}
+
+func finding(id, sev, pkg string) vigil.Finding {
+	f := vigil.Finding{Vulnerability: vigil.FindingVulnerability{ID: id, Title: id}, Severity: sev,
+		Packages: []vigil.VulnerablePackage{{Name: pkg, Version: "1.0", Ecosystem: "npm", FixedVersion: "2.0"}}}
+	f.FixAvailable = vigil.FixAvailability(f.Packages)
+	return f
+}
+
+func testLifecycle(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	s.Now = c.now
+	must(s.CreateAccount(ctx, "acme", ""))
+	agent := principal(t, s, "acme", vigil.RoleAgent)
+	reader := principal(t, s, "acme", vigil.RoleReadOnly)
+	spec := sqlstore.ResourceSpec{Type: vigil.ResourceImage, Name: "registry.example.com/app:1", Tags: map[string]string{"team": "web"}}
+	inv := inventory("sha256:1", vigil.Package{Name: "lodash", Version: "1.0", Ecosystem: "npm"}, vigil.Package{Name: "libssl3", SourceName: "openssl", Version: "3.0", Ecosystem: "Debian:12"})
+
+	sub, err := s.SubmitInventory(ctx, agent, spec, inv, []vigil.Finding{finding("CVE-1", "HIGH", "lodash"), finding("CVE-2", "LOW", "lodash")}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.Events) != 2 || sub.Resource.Account != "acme" || sub.Resource.Tags["team"] != "web" {
+		t.Fatalf("first submit: %+v", sub)
+	}
+	if _, err := s.SubmitInventory(ctx, reader, spec, inv, nil, 1); code(err) != vigil.EFORBIDDEN {
+		t.Errorf("read-only key submitted: %v", err)
+	}
+	if _, _, err := s.Findings(ctx, agent, sqlstore.FindingFilter{}); code(err) != vigil.EFORBIDDEN {
+		t.Errorf("agent key read findings: %v", err)
+	}
+	got, _, err := s.Findings(ctx, reader, sqlstore.FindingFilter{})
+	if err != nil || len(got) != 2 || got[0].Finding.Vulnerability.ID != "CVE-1" || got[0].Status != reconcile.Active {
+		t.Fatalf("findings: %+v %v", got, err)
+	}
+	if ids := must(s.ResourcesHolding(ctx, "Debian:12", "openssl")); !slices.Equal(ids, []string{sub.Resource.ID}) {
+		t.Errorf("resources holding openssl: %q", ids)
+	}
+
+	// CVE-2 fixed: closed; then back: reopened, same id, history kept.
+	c.t = c.t.Add(time.Hour)
+	if _, err := s.SubmitInventory(ctx, agent, spec, inventory("sha256:2"), []vigil.Finding{finding("CVE-1", "HIGH", "lodash")}, 2); err != nil {
+		t.Fatal(err)
+	}
+	closed := must2(t, s, reader, sqlstore.FindingFilter{Status: []string{reconcile.Closed}})
+	if len(closed) != 1 || closed[0].Finding.Vulnerability.ID != "CVE-2" || closed[0].ClosedAt == nil {
+		t.Fatalf("closed: %+v", closed)
+	}
+	c.t = c.t.Add(time.Hour)
+	sub, err = s.SubmitInventory(ctx, agent, spec, inventory("sha256:3"), []vigil.Finding{finding("CVE-1", "HIGH", "lodash"), finding("CVE-2", "LOW", "lodash")}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.Events) != 1 || sub.Events[0].Type != reconcile.Reopened {
+		t.Errorf("reopen events: %+v", sub.Events)
+	}
+	hist := must(s.History(ctx, reader, closed[0].ID))
+	var types []string
+	for _, e := range hist {
+		types = append(types, e.Type)
+	}
+	if !slices.Equal(types, []string{reconcile.Opened, reconcile.ClosedEvent, reconcile.Reopened}) {
+		t.Errorf("history %q", types)
+	}
+	active := must2(t, s, reader, sqlstore.FindingFilter{Status: []string{reconcile.Active}, Severity: []string{"LOW"}})
+	if len(active) != 1 || !active[0].FirstObserved.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) || active[0].DBRevision != 3 {
+		t.Errorf("reopened finding: %+v", active)
+	}
+	if f := must2(t, s, reader, sqlstore.FindingFilter{PackageName: "lodash", VulnID: "cve-1"}); len(f) != 1 {
+		t.Errorf("by package and vulnerability: %+v", f)
+	}
+}
+
+func must2(t *testing.T, s *sqlstore.Store, p vigil.Principal, f sqlstore.FindingFilter) []reconcile.Stored {
+	t.Helper()
+	out, _, err := s.Findings(context.Background(), p, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func testTenantIsolation(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	must(s.CreateAccount(ctx, "org", ""))
+	must(s.CreateAccount(ctx, "team-a", "org"))
+	must(s.CreateAccount(ctx, "team-b", "org"))
+	must(s.CreateAccount(ctx, "other", ""))
+	if _, err := s.CreateAccount(ctx, "nested", "team-a"); code(err) != vigil.EINVALID {
+		t.Errorf("member as administrator: %v", err)
+	}
+	a := principal(t, s, "team-a", vigil.RoleAdmin)
+	b := principal(t, s, "team-b", vigil.RoleAdmin)
+	org := principal(t, s, "org", vigil.RoleAdmin)
+	other := principal(t, s, "other", vigil.RoleAdmin)
+	spec := sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "web-1"}
+	subA := must(s.SubmitInventory(ctx, a, spec, inventory("sha256:a"), []vigil.Finding{finding("CVE-A", "HIGH", "x")}, 1))
+	must(s.SubmitInventory(ctx, b, spec, inventory("sha256:b"), []vigil.Finding{finding("CVE-B", "HIGH", "y")}, 1))
+	// B cannot see A's findings, history or resources, nor file under A.
+	for _, f := range must2(t, s, b, sqlstore.FindingFilter{}) {
+		if f.Finding.Vulnerability.ID != "CVE-B" {
+			t.Errorf("team-b sees %s", f.Finding.Vulnerability.ID)
+		}
+	}
+	if got := must2(t, s, b, sqlstore.FindingFilter{ResourceID: subA.Resource.ID}); len(got) != 0 {
+		t.Errorf("team-b lists team-a's resource: %+v", got)
+	}
+	idA := must2(t, s, a, sqlstore.FindingFilter{})[0].ID
+	if _, err := s.History(ctx, b, idA); code(err) != vigil.ENOTFOUND {
+		t.Errorf("team-b reads team-a's history: %v", err)
+	}
+	if _, err := s.SubmitInventory(ctx, b, sqlstore.ResourceSpec{Account: "team-a", Type: vigil.ResourceHost, Name: "x"}, inventory("sha256:c"), nil, 1); code(err) != vigil.ENOTFOUND {
+		t.Errorf("team-b files under team-a: %v", err)
+	}
+	if got := must2(t, s, other, sqlstore.FindingFilter{}); len(got) != 0 {
+		t.Errorf("another organisation sees %d findings", len(got))
+	}
+	// The administrator sees its members', and may file under them.
+	if got := must2(t, s, org, sqlstore.FindingFilter{}); len(got) != 2 {
+		t.Errorf("administrator sees %d findings", len(got))
+	}
+	if _, err := s.SubmitInventory(ctx, org, sqlstore.ResourceSpec{Account: "team-a", Type: vigil.ResourceHost, Name: "db-1"}, inventory("sha256:d"), nil, 1); err != nil {
+		t.Errorf("administrator files under a member: %v", err)
+	}
+	accts := must(s.Accounts(ctx, org))
+	if len(accts) != 3 {
+		t.Errorf("administrator sees accounts %+v", accts)
+	}
+	if accts := must(s.Accounts(ctx, a)); len(accts) != 1 || accts[0].Name != "team-a" {
+		t.Errorf("member sees accounts %+v", accts)
+	}
+	if err := s.RevokeKey(ctx, b, 1); code(err) != vigil.ENOTFOUND {
+		t.Errorf("team-b revokes another account's key: %v", err)
+	}
+}
+
+func testPagination(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	must(s.CreateAccount(ctx, "acme", ""))
+	p := principal(t, s, "acme", vigil.RoleAdmin)
+	var fs []vigil.Finding
+	sevs := []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNTRIAGED"}
+	for i := 0; i < 23; i++ {
+		fs = append(fs, finding("CVE-2026-"+string(rune('a'+i)), sevs[i%len(sevs)], "p"))
+	}
+	must(s.SubmitInventory(ctx, p, sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "h"}, inventory("sha256:1"), fs, 1))
+	var all []string
+	cursor := ""
+	pages := 0
+	for {
+		page, next, err := s.Findings(ctx, p, sqlstore.FindingFilter{Limit: 5, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, f := range page {
+			all = append(all, f.Finding.Severity+" "+f.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(all) != 23 || pages != 5 {
+		t.Fatalf("%d findings in %d pages", len(all), pages)
+	}
+	seen := map[string]bool{}
+	for i, k := range all {
+		if seen[k] {
+			t.Errorf("%s twice", k)
+		}
+		seen[k] = true
+		if i > 0 && rank(all[i-1]) < rank(k) {
+			t.Errorf("not most severe first: %s before %s", all[i-1], k)
+		}
+	}
+	if _, _, err := s.Findings(ctx, p, sqlstore.FindingFilter{Cursor: "garbage!"}); code(err) != vigil.EINVALID {
+		t.Errorf("bad cursor: %v", err)
+	}
+}
+
+func rank(s string) int {
+	for i, sev := range []string{"UNTRIAGED", "LOW", "MEDIUM", "HIGH", "CRITICAL"} {
+		if len(s) > len(sev) && s[:len(sev)] == sev {
+			return i
+		}
+	}
+	return -1
+}
+
+func testBadInput(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	must(s.CreateAccount(ctx, "acme", ""))
+	p := principal(t, s, "acme", vigil.RoleAdmin)
+	for name, c := range map[string]struct {
+		spec sqlstore.ResourceSpec
+		inv  *vigil.Inventory
+	}{
+		"no type":        {sqlstore.ResourceSpec{Name: "x"}, inventory("d")},
+		"no name":        {sqlstore.ResourceSpec{Type: vigil.ResourceHost}, inventory("d")},
+		"no inventory":   {sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "x"}, nil},
+		"future version": {sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "x"}, &vigil.Inventory{SchemaVersion: 99}},
+	} {
+		if _, err := s.SubmitInventory(ctx, p, c.spec, c.inv, []vigil.Finding{finding("CVE-1", "HIGH", "x")}, 1); code(err) != vigil.EINVALID {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if got := must2(t, s, p, sqlstore.FindingFilter{}); len(got) != 0 {
+		t.Errorf("bad input wrote %d findings", len(got))
+	}
+}

@@ -1,0 +1,375 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/reconcile"
+	"github.com/vigil-project/vigil/score"
+)
+
+// ResourceSpec names the resource an inventory belongs to.
+type ResourceSpec struct {
+	// Account is the account to file it under; empty means the
+	// principal's own. An organisation administrator may name a member.
+	Account string
+	Type    string
+	Name    string
+	Tags    map[string]string
+}
+
+// Submitted is what storing an inventory did.
+type Submitted struct {
+	Resource vigil.Resource
+	Events   []reconcile.Event
+}
+
+var submitRoles = []string{vigil.RoleAdmin, vigil.RoleAnalyst, vigil.RoleAgent}
+
+// SubmitInventory stores a resource's inventory and reconciles its
+// findings with the matches of that inventory, in one transaction: the
+// resource, its inventory, its findings and the events of their changes
+// are all written, or none is.
+func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec ResourceSpec, inv *vigil.Inventory, matches []vigil.Finding, dbRevision int64) (*Submitted, error) {
+	if !slices.Contains(submitRoles, p.Role) {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "a %s key cannot submit inventories", p.Role)
+	}
+	if !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, spec.Type) {
+		return nil, vigil.Errorf(vigil.EINVALID, "resource type %q: want host, image or function", spec.Type)
+	}
+	if strings.TrimSpace(spec.Name) == "" || len(spec.Name) > 512 {
+		return nil, vigil.Errorf(vigil.EINVALID, "resource name: want 1 to 512 characters")
+	}
+	if inv == nil || inv.SchemaVersion != vigil.InventorySchemaVersion {
+		return nil, vigil.Errorf(vigil.EINVALID, "inventory: want schemaVersion %d", vigil.InventorySchemaVersion)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	accountID, account := p.AccountID, p.Account
+	if spec.Account != "" && spec.Account != p.Account {
+		err := tx.QueryRowContext(ctx, s.q("SELECT id FROM accounts WHERE name = ?"), spec.Account).Scan(&accountID)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !slices.Contains(p.Visible, accountID) {
+			return nil, vigil.Errorf(vigil.ENOTFOUND, "account %q not found", spec.Account)
+		}
+		if err != nil {
+			return nil, err
+		}
+		account = spec.Account
+	}
+	now := s.Now()
+	tags := spec.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tagJSON, _ := json.Marshal(tags)
+	details, _ := json.Marshal(vigil.ResourceDetails{OS: inv.OS, Image: inv.Image, Function: inv.Function})
+
+	var id string
+	var first int64
+	err = tx.QueryRowContext(ctx, s.q("SELECT id, first_seen FROM resources WHERE account_id = ? AND type = ? AND name = ?"), accountID, spec.Type, spec.Name).Scan(&id, &first)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		id, first = newID(), micros(now)
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO resources(id, account_id, type, name, tags, details, first_seen, last_scanned, inventory_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			id, accountID, spec.Type, spec.Name, string(tagJSON), string(details), first, micros(now), inv.Digest); err != nil {
+			return nil, fmt.Errorf("sqlstore: resource: %w", err)
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE resources SET tags = ?, details = ?, last_scanned = ?, inventory_digest = ? WHERE id = ?`),
+			string(tagJSON), string(details), micros(now), inv.Digest, id); err != nil {
+			return nil, fmt.Errorf("sqlstore: resource: %w", err)
+		}
+	}
+
+	// The inventory, and its (ecosystem, package) index for re-matching.
+	body, err := json.Marshal(inv)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO inventories(resource_id, digest, body, stored_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (resource_id) DO UPDATE SET digest = excluded.digest, body = excluded.body, stored_at = excluded.stored_at`),
+		id, inv.Digest, body, micros(now)); err != nil {
+		return nil, fmt.Errorf("sqlstore: inventory: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q("DELETE FROM inventory_packages WHERE resource_id = ?"), id); err != nil {
+		return nil, err
+	}
+	seen := map[[2]string]bool{}
+	for _, pkg := range inv.Packages {
+		name := pkg.Name
+		if pkg.SourceName != "" {
+			name = pkg.SourceName
+		}
+		k := [2]string{pkg.Ecosystem, name}
+		if pkg.Ecosystem == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO inventory_packages(resource_id, ecosystem, package) VALUES (?, ?, ?)"), id, k[0], k[1]); err != nil {
+			return nil, fmt.Errorf("sqlstore: inventory index: %w", err)
+		}
+	}
+
+	stored, err := s.resourceFindings(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: id, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now})
+	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return &Submitted{
+		Resource: vigil.Resource{ID: id, Account: account, Type: spec.Type, Name: spec.Name, Tags: tags,
+			Details: vigil.ResourceDetails{OS: inv.OS, Image: inv.Image, Function: inv.Function},
+			FirstSeen: fromMicros(first), LastScanned: fromMicros(micros(now)), InventoryDigest: inv.Digest},
+		Events: res.Events,
+	}, nil
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Store) resourceFindings(ctx context.Context, tx *sql.Tx, resource string) ([]reconcile.Stored, error) {
+	rows, err := tx.QueryContext(ctx, s.q("SELECT body FROM findings WHERE resource_id = ?"), resource)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []reconcile.Stored
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var st reconcile.Stored
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return nil, fmt.Errorf("sqlstore: corrupt finding: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// writeFindings applies a reconciliation: upserts the findings it
+// changes, their package index, and appends its events.
+func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, res reconcile.Result) error {
+	for _, f := range res.Write {
+		body, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		var epss *float64
+		if f.Finding.EPSS != nil {
+			epss = &f.Finding.EPSS.Score
+		}
+		var closed *int64
+		if f.ClosedAt != nil {
+			v := micros(*f.ClosedAt)
+			closed = &v
+		}
+		kev := 0
+		if f.Finding.KEV != nil {
+			kev = 1
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO findings(id, account_id, resource_id, vuln_id, type, status, severity, severity_rank, score, epss, kev,
+			fix_available, title, first_observed, last_observed, updated_at, closed_at, db_revision, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, severity_rank = excluded.severity_rank,
+			score = excluded.score, epss = excluded.epss, kev = excluded.kev, fix_available = excluded.fix_available, title = excluded.title,
+			last_observed = excluded.last_observed, updated_at = excluded.updated_at, closed_at = excluded.closed_at,
+			db_revision = excluded.db_revision, body = excluded.body`),
+			f.ID, accountID, f.Resource, f.Finding.Vulnerability.ID, f.Type, f.Status, f.Finding.Severity, score.Rank(f.Finding.Severity),
+			f.Finding.Score, epss, kev, f.Finding.FixAvailable, f.Finding.Vulnerability.Title,
+			micros(f.FirstObserved), micros(f.LastObserved), micros(f.Updated), closed, f.DBRevision, string(body)); err != nil {
+			return fmt.Errorf("sqlstore: finding: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_packages WHERE finding_id = ?"), f.ID); err != nil {
+			return err
+		}
+		for _, pkg := range f.Finding.Packages {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO finding_packages(finding_id, ecosystem, name, version) VALUES (?, ?, ?, ?)"),
+				f.ID, pkg.Ecosystem, pkg.Name, pkg.Version); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range res.Events {
+		body, _ := json.Marshal(e)
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO events(account_id, resource_id, finding_id, type, at, body) VALUES (?, ?, ?, ?, ?, ?)"),
+			accountID, e.Resource, e.FindingID, e.Type, micros(e.At), string(body)); err != nil {
+			return fmt.Errorf("sqlstore: event: %w", err)
+		}
+	}
+	return nil
+}
+
+// FindingFilter selects findings. Empty fields select everything.
+type FindingFilter struct {
+	Status      []string
+	Severity    []string
+	ResourceID  string
+	VulnID      string
+	PackageName string
+	Limit       int
+	// Cursor continues a listing where the previous page ended.
+	Cursor string
+}
+
+// Findings lists the findings a principal may see, most severe first,
+// a page at a time: the cursor of the next page is returned, empty at the
+// end.
+func (s *Store) Findings(ctx context.Context, p vigil.Principal, f FindingFilter) ([]reconcile.Stored, string, error) {
+	if p.Role == vigil.RoleAgent {
+		return nil, "", vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	where := []string{"f.account_id IN (" + placeholders(len(p.Visible)) + ")"}
+	args := ids(p.Visible)
+	in := func(col string, vals []string) {
+		where = append(where, col+" IN ("+placeholders(len(vals))+")")
+		for _, v := range vals {
+			args = append(args, v)
+		}
+	}
+	if len(f.Status) > 0 {
+		in("f.status", f.Status)
+	}
+	if len(f.Severity) > 0 {
+		in("f.severity", f.Severity)
+	}
+	if f.ResourceID != "" {
+		where = append(where, "f.resource_id = ?")
+		args = append(args, f.ResourceID)
+	}
+	if f.VulnID != "" {
+		where = append(where, "f.vuln_id = ?")
+		args = append(args, strings.ToUpper(f.VulnID))
+	}
+	if f.PackageName != "" {
+		where = append(where, "f.id IN (SELECT finding_id FROM finding_packages WHERE name = ?)")
+		args = append(args, f.PackageName)
+	}
+	if f.Cursor != "" {
+		rank, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(f.severity_rank < ? OR f.severity_rank = ? AND f.id > ?)")
+		args = append(args, rank, rank, id)
+	}
+	query := "SELECT f.severity_rank, f.id, f.body FROM findings f WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY f.severity_rank DESC, f.id LIMIT " + fmt.Sprint(limit+1)
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
+	}
+	defer rows.Close()
+	var out []reconcile.Stored
+	var next string
+	for rows.Next() {
+		var rank int
+		var id, body string
+		if err := rows.Scan(&rank, &id, &body); err != nil {
+			return nil, "", err
+		}
+		if len(out) == limit {
+			last := out[len(out)-1]
+			next = encodeCursor(score.Rank(last.Finding.Severity), last.ID)
+			break
+		}
+		var st reconcile.Stored
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return nil, "", err
+		}
+		out = append(out, st)
+	}
+	return out, next, rows.Err()
+}
+
+func encodeCursor(rank int, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d:%s", rank, id)))
+}
+
+func decodeCursor(c string) (int, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		var rank int
+		var id string
+		if r, rest, ok := strings.Cut(string(b), ":"); ok {
+			if _, err := fmt.Sscanf(r, "%d", &rank); err == nil && rest != "" {
+				id = rest
+				return rank, id, nil
+			}
+		}
+	}
+	return 0, "", vigil.Errorf(vigil.EINVALID, "invalid cursor")
+}
+
+// History returns the events of a finding the principal may see, oldest
+// first.
+func (s *Store) History(ctx context.Context, p vigil.Principal, findingID string) ([]reconcile.Event, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT body FROM events WHERE finding_id = ? AND account_id IN ("+placeholders(len(p.Visible))+") ORDER BY id"),
+		append([]any{findingID}, ids(p.Visible)...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []reconcile.Event
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var e reconcile.Event
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "finding %s not found", findingID)
+	}
+	return out, rows.Err()
+}
+
+// ResourcesHolding lists the resources whose stored inventory holds a
+// package: what a database update must re-match.
+func (s *Store) ResourcesHolding(ctx context.Context, ecosystem, pkg string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT resource_id FROM inventory_packages WHERE ecosystem = ? AND package = ? ORDER BY resource_id"), ecosystem, pkg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,331 @@
+// Package sqlstore is Vigil's store of accounts, keys, resources, their
+// inventories and findings, and the events of their changes, on SQLite
+// (embedded, the default) or PostgreSQL: the same code, the same numbered
+// migrations in each database's dialect, the same behaviour, proven by one
+// conformance suite (internal/storetest) run against both. Every state
+// change is one transaction.
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
+
+	"github.com/vigil-project/vigil"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is an open store.
+type Store struct {
+	db       *sql.DB
+	postgres bool
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// Open opens a store: a postgres:// or postgresql:// URL, or a SQLite file
+// path. It applies the migrations the database lacks.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{Now: time.Now}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.postgres = true
+		s.db, err = sql.Open("pgx", dsn)
+	} else {
+		// One writer at a time, waiting rather than failing when busy.
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate")
+		if err == nil {
+			s.db.SetMaxOpenConns(1)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("sqlstore: connect: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// q rewrites ? placeholders as PostgreSQL's $n.
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// migrate applies, in order and each in its own transaction, the embedded
+// migrations the database has not recorded.
+func (s *Store) migrate(ctx context.Context) error {
+	dialect := "sqlite"
+	if s.postgres {
+		dialect = "postgres"
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlstore: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/"+dialect+"/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("sqlstore: migration %s: bad name", name)
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q("SELECT count(*) FROM schema_migrations WHERE version = ?"), v).Scan(&n); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if n > 0 {
+			tx.Rollback()
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			tx.Rollback()
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlstore: migration %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)"), v, s.Now().UnixMicro()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlstore: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// CreateAccount creates an account; admin, if set, names the organisation
+// administrator it is a member of.
+func (s *Store) CreateAccount(ctx context.Context, name, admin string) (*vigil.Account, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 128 || strings.ContainsAny(name, " \t\n/") {
+		return nil, vigil.Errorf(vigil.EINVALID, "account name %q: want 1 to 128 characters without spaces or slashes", name)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var adminID *int64
+	if admin != "" {
+		var id int64
+		var parent sql.NullInt64
+		err := tx.QueryRowContext(ctx, s.q("SELECT id, admin_id FROM accounts WHERE name = ?"), admin).Scan(&id, &parent)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, vigil.Errorf(vigil.ENOTFOUND, "administrator account %q not found", admin)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if parent.Valid {
+			return nil, vigil.Errorf(vigil.EINVALID, "%q is itself a member of an organisation: it cannot administer one", admin)
+		}
+		adminID = &id
+	}
+	now := s.Now()
+	var id int64
+	err = tx.QueryRowContext(ctx, s.q("INSERT INTO accounts(name, admin_id, created_at) VALUES (?, ?, ?) RETURNING id"), name, adminID, micros(now)).Scan(&id)
+	if err != nil {
+		if isUnique(err) {
+			return nil, vigil.Errorf(vigil.ECONFLICT, "account %q already exists", name)
+		}
+		return nil, fmt.Errorf("sqlstore: create account: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return &vigil.Account{ID: id, Name: name, Admin: admin, Created: fromMicros(micros(now))}, nil
+}
+
+// Accounts lists the accounts a principal may see.
+func (s *Store) Accounts(ctx context.Context, p vigil.Principal) ([]vigil.Account, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT a.id, a.name, COALESCE(b.name, ''), a.created_at FROM accounts a LEFT JOIN accounts b ON a.admin_id = b.id ORDER BY a.name`))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []vigil.Account
+	for rows.Next() {
+		var a vigil.Account
+		var created int64
+		if err := rows.Scan(&a.ID, &a.Name, &a.Admin, &created); err != nil {
+			return nil, err
+		}
+		a.Created = fromMicros(created)
+		if slices.Contains(p.Visible, a.ID) {
+			out = append(out, a)
+		}
+	}
+	return out, rows.Err()
+}
+
+// keyPrefix marks Vigil's API keys, so that secret scanners recognise them.
+const keyPrefix = "vgl_"
+
+// CreateKey creates an API key for an account. The secret is returned once
+// and stored only as its SHA-256.
+func (s *Store) CreateKey(ctx context.Context, account, role string, expires *time.Time) (string, *vigil.APIKey, error) {
+	if !slices.Contains(vigil.Roles, role) {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "role %q: want one of %s", role, strings.Join(vigil.Roles, ", "))
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, err
+	}
+	secret := keyPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	defer tx.Rollback()
+	var accountID int64
+	err = tx.QueryRowContext(ctx, s.q("SELECT id FROM accounts WHERE name = ?"), account).Scan(&accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, vigil.Errorf(vigil.ENOTFOUND, "account %q not found", account)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.Now()
+	var exp *int64
+	if expires != nil {
+		v := micros(*expires)
+		exp = &v
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, s.q("INSERT INTO api_keys(account_id, role, hash, prefix, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"),
+		accountID, role, hashKey(secret), secret[:12], micros(now), exp).Scan(&id); err != nil {
+		return "", nil, fmt.Errorf("sqlstore: create key: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", nil, err
+	}
+	return secret, &vigil.APIKey{ID: id, Account: account, Role: role, Prefix: secret[:12], Created: fromMicros(micros(now)), Expires: expires}, nil
+}
+
+// RevokeKey revokes a key by id, within the accounts a principal manages.
+func (s *Store) RevokeKey(ctx context.Context, p vigil.Principal, id int64) error {
+	if p.Role != vigil.RoleAdmin {
+		return vigil.Errorf(vigil.EFORBIDDEN, "revoking keys needs the admin role")
+	}
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND account_id IN ("+placeholders(len(p.Visible))+")"),
+		append([]any{micros(s.Now()), id}, ids(p.Visible)...)...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return vigil.Errorf(vigil.ENOTFOUND, "key %d not found", id)
+	}
+	return nil
+}
+
+func hashKey(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate finds the principal of an API key secret. Unknown, revoked
+// and expired keys are all EUNAUTHORIZED, saying no more.
+func (s *Store) Authenticate(ctx context.Context, secret string) (vigil.Principal, error) {
+	var p vigil.Principal
+	if !strings.HasPrefix(secret, keyPrefix) || len(secret) > 128 {
+		return p, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid API key")
+	}
+	var exp, revoked sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT k.account_id, a.name, k.role, k.expires_at, k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
+		hashKey(secret)).Scan(&p.AccountID, &p.Account, &p.Role, &exp, &revoked)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (revoked.Valid || exp.Valid && !s.Now().Before(fromMicros(exp.Int64))) {
+		return vigil.Principal{}, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid API key")
+	}
+	if err != nil {
+		return p, err
+	}
+	p.Visible = []int64{p.AccountID}
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT id FROM accounts WHERE admin_id = ? ORDER BY id"), p.AccountID)
+	if err != nil {
+		return p, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return p, err
+		}
+		p.Visible = append(p.Visible, id)
+	}
+	return p, rows.Err()
+}
+
+func placeholders(n int) string {
+	if n == 0 {
+		return "NULL"
+	}
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func ids(v []int64) []any {
+	out := make([]any, len(v))
+	for i, x := range v {
+		out[i] = x
+	}
+	return out
+}
+
+func isUnique(err error) bool {
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "unique") || strings.Contains(s, "duplicate key")
+}
