@@ -137,7 +137,7 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 	}
 	return &Submitted{
 		Resource: vigil.Resource{ID: id, Account: account, Type: spec.Type, Name: spec.Name, Tags: tags,
-			Details: vigil.ResourceDetails{OS: inv.OS, Image: inv.Image, Function: inv.Function},
+			Details:   vigil.ResourceDetails{OS: inv.OS, Image: inv.Image, Function: inv.Function},
 			FirstSeen: fromMicros(first), LastScanned: fromMicros(micros(now)), InventoryDigest: inv.Digest},
 		Events: res.Events,
 	}, nil
