@@ -373,3 +373,58 @@ func (s *Store) ResourcesHolding(ctx context.Context, ecosystem, pkg string) ([]
 	}
 	return out, rows.Err()
 }
+
+// Finding returns one finding the principal may see.
+func (s *Store) Finding(ctx context.Context, p vigil.Principal, id string) (*reconcile.Stored, error) {
+	if p.Role == vigil.RoleAgent {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
+	}
+	var body string
+	err := s.db.QueryRowContext(ctx, s.q("SELECT body FROM findings WHERE id = ? AND account_id IN ("+placeholders(len(p.Visible))+")"),
+		append([]any{id}, ids(p.Visible)...)...).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "finding %s not found", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st reconcile.Stored
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Resources lists the resources a principal may see, optionally of one
+// type.
+func (s *Store) Resources(ctx context.Context, p vigil.Principal, typ string) ([]vigil.Resource, error) {
+	if p.Role == vigil.RoleAgent {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read resources")
+	}
+	query := `SELECT r.id, a.name, r.type, r.name, r.tags, r.details, r.first_seen, r.last_scanned, r.inventory_digest
+		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.account_id IN (` + placeholders(len(p.Visible)) + ")"
+	args := ids(p.Visible)
+	if typ != "" {
+		query += " AND r.type = ?"
+		args = append(args, typ)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY r.type, r.name"), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []vigil.Resource
+	for rows.Next() {
+		var r vigil.Resource
+		var tags, details string
+		var first, last int64
+		if err := rows.Scan(&r.ID, &r.Account, &r.Type, &r.Name, &tags, &details, &first, &last, &r.InventoryDigest); err != nil {
+			return nil, err
+		}
+		json.Unmarshal([]byte(tags), &r.Tags)
+		json.Unmarshal([]byte(details), &r.Details)
+		r.FirstSeen, r.LastScanned = fromMicros(first), fromMicros(last)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -58,6 +58,9 @@ Commands:
   db show ID   show one vulnerability by any of its ids
   db mirror    copy the feeds into a directory, for air-gapped sites
   sbom TARGET  list what a root filesystem, image, function package, file or SBOM holds
+  server       serve the HTTP API (resources, inventories, findings)
+  admin        create accounts and API keys, on the server's store
+  findings     list findings on a server
   version      print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -81,6 +84,12 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return e.sbom(ctx, args[1:])
 	case "scan":
 		return e.scan(ctx, args[1:])
+	case "server":
+		return e.server(ctx, args[1:])
+	case "admin":
+		return e.admin(ctx, args[1:])
+	case "findings":
+		return e.findings(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 		return exitOK

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/httpapi"
 	"github.com/vigil-project/vigil/match"
 	"github.com/vigil-project/vigil/report"
 	"github.com/vigil-project/vigil/score"
@@ -32,6 +33,12 @@ func (e *env) scan(ctx context.Context, args []string) int {
 	failOn := fs.String("fail-on", "", "exit 1 when an active finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW, or UNTRIAGED for any)")
 	ignoreFile := fs.String("ignore-file", "", "YAML ignore rules or an OpenVEX document")
 	offline := fs.Bool("offline", false, "never reach the network: refuse registry targets")
+	server := fs.String("server", "", "submit the inventory to this server (default $VIGIL_SERVER when --key is given), which matches and keeps it")
+	key := fs.String("key", "", "the server's API key (default $VIGIL_KEY)")
+	resName := fs.String("name", "", "with --server: the resource's name (default: the target)")
+	resType := fs.String("resource-type", "", "with --server: host, image or function (default: from the target)")
+	var tags multiFlag
+	fs.Var(&tags, "tag", "with --server: a resource tag key=value (repeatable)")
 	var tf targetFlags
 	tf.register(fs)
 	pos, err := parseFlags(fs, args)
@@ -79,26 +86,68 @@ func (e *env) scan(ctx context.Context, args []string) int {
 			return fail(err)
 		}
 	}
-	path, err := e.dbPath(*dbFlag)
-	if err != nil {
-		return fail(err)
+	remote := *server != "" || *key != "" || e.getenv("VIGIL_SERVER") != "" && e.getenv("VIGIL_KEY") != ""
+	if *offline && remote {
+		return fail(vigil.Errorf(vigil.EINVALID, "--offline and --server exclude each other"))
 	}
-	db, err := vulndb.Open(path)
-	if err != nil {
-		return fail(err)
-	}
-	defer db.Close()
 	if *offline && (tf.typ == "registry" || source.IsImageRef(pos[0])) {
 		return fail(vigil.Errorf(vigil.EINVALID, "--offline: %s is a registry image; scan a docker-archive or OCI layout instead", pos[0]))
+	}
+	var c *client
+	var db *vulndb.DB
+	if remote {
+		if c, err = e.newClient(*server, *key); err != nil {
+			return fail(err)
+		}
+	} else {
+		path, err := e.dbPath(*dbFlag)
+		if err != nil {
+			return fail(err)
+		}
+		if db, err = vulndb.Open(path); err != nil {
+			return fail(err)
+		}
+		defer db.Close()
 	}
 
 	inv, err := e.collectTarget(ctx, pos[0], tf)
 	if err != nil {
 		return fail(err)
 	}
-	res, err := match.Match(ctx, db, inv)
-	if err != nil {
-		return fail(err)
+	var res *match.Result
+	var meta vulndb.Meta
+	if remote {
+		req := httpapi.SubmitRequest{Type: *resType, Name: *resName, Tags: map[string]string{}, Inventory: inv}
+		if req.Name == "" {
+			req.Name = inv.Target.Name
+			if inv.Image != nil && len(inv.Image.RepoTags) > 0 {
+				req.Name = inv.Image.RepoTags[0]
+			}
+		}
+		if req.Type == "" {
+			req.Type = map[string]string{vigil.TargetImage: vigil.ResourceImage, vigil.TargetFunction: vigil.ResourceFunction}[inv.Target.Type]
+			if req.Type == "" {
+				req.Type = vigil.ResourceHost
+			}
+		}
+		for _, t := range tags {
+			k, v, ok := strings.Cut(t, "=")
+			if !ok || k == "" {
+				return fail(vigil.Errorf(vigil.EINVALID, "--tag %q: want key=value", t))
+			}
+			req.Tags[k] = v
+		}
+		var resp httpapi.SubmitResponse
+		if err := c.do(ctx, "POST", "/v1/inventories", req, &resp); err != nil {
+			return fail(err)
+		}
+		res = &match.Result{Findings: resp.Findings, Warnings: resp.Warnings}
+		fmt.Fprintf(e.stderr, "stored as %s %s (resource %s) in account %s: %d changes\n", resp.Resource.Type, resp.Resource.Name, resp.Resource.ID, resp.Resource.Account, len(resp.Events))
+	} else {
+		if res, err = match.Match(ctx, db, inv); err != nil {
+			return fail(err)
+		}
+		meta = db.Meta()
 	}
 	now := time.Now()
 	findings, warns := rules.Apply(res.Findings, now)
@@ -126,8 +175,7 @@ func (e *env) scan(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	meta := db.Meta()
-	stale := now.Sub(meta.CheckedAt) > maxAge
+	stale := !remote && now.Sub(meta.CheckedAt) > maxAge
 	var warnings []string
 	warnings = append(warnings, inv.Warnings...)
 	warnings = append(warnings, res.Warnings...)

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/httpapi"
+	"github.com/vigil-project/vigil/sqlstore"
+)
+
+// storeFlags say where the server's store is.
+type storeFlags struct{ dataDir, database string }
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.dataDir, "data-dir", "", "directory of the embedded SQLite store (default: the user data directory)")
+	fs.StringVar(&s.database, "database", "", "PostgreSQL URL (postgres://…) instead of the embedded store")
+}
+
+func (e *env) openStore(ctx context.Context, s storeFlags) (*sqlstore.Store, error) {
+	dsn := s.database
+	if dsn == "" {
+		dsn = e.getenv("VIGIL_DATABASE")
+	}
+	if dsn == "" {
+		dir := s.dataDir
+		if dir == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil, err
+			}
+			dir = filepath.Join(home, ".local", "share", "vigil")
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		dsn = filepath.Join(dir, "vigil-store.db")
+	}
+	return sqlstore.Open(ctx, dsn)
+}
+
+func (e *env) server(ctx context.Context, args []string) int {
+	fs := newFlagSet(e, "server", "vigil server [--listen ADDR] [--data-dir DIR | --database URL] [--db PATH] [--max-upload BYTES]")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	dbFlag := fs.String("db", "", "vulnerability database (default $VIGIL_DB, else the user cache directory)")
+	maxUpload := fs.Int64("max-upload", 64<<20, "largest request body, in bytes")
+	var sf storeFlags
+	sf.register(fs)
+	if pos, err := parseFlags(fs, args); err != nil || len(pos) > 0 {
+		return exitUsage
+	}
+	dbPath, err := e.dbPath(*dbFlag)
+	if err != nil {
+		return e.fail(err)
+	}
+	store, err := e.openStore(ctx, sf)
+	if err != nil {
+		return e.fail(err)
+	}
+	defer store.Close()
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: *maxUpload, Log: log}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return e.fail(err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(e.stderr, "vigil server listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+		return exitOK
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return exitOK
+		}
+		return e.fail(err)
+	}
+}
+
+const adminUsage = `Usage: vigil admin <command> [--data-dir DIR | --database URL]
+
+  account create NAME [--admin ORG]            create an account (a member of ORG's organisation)
+  key create --account NAME --role ROLE [--expires DURATION]
+                                               create an API key and print it (shown once)
+`
+
+func (e *env) admin(ctx context.Context, args []string) int {
+	if len(args) < 2 {
+		fmt.Fprint(e.stderr, adminUsage)
+		return exitUsage
+	}
+	var sf storeFlags
+	switch args[0] + " " + args[1] {
+	case "account create":
+		fs := newFlagSet(e, "admin account create", "vigil admin account create NAME [--admin ORG]")
+		adminOf := fs.String("admin", "", "the organisation administrator account this one is a member of")
+		sf.register(fs)
+		pos, err := parseFlags(fs, args[2:])
+		if err != nil || len(pos) != 1 {
+			return exitUsage
+		}
+		store, err := e.openStore(ctx, sf)
+		if err != nil {
+			return e.fail(err)
+		}
+		defer store.Close()
+		a, err := store.CreateAccount(ctx, pos[0], *adminOf)
+		if err != nil {
+			return e.fail(err)
+		}
+		fmt.Fprintf(e.stdout, "account %s created (id %d)\n", a.Name, a.ID)
+		return exitOK
+	case "key create":
+		fs := newFlagSet(e, "admin key create", "vigil admin key create --account NAME --role ROLE [--expires DURATION]")
+		account := fs.String("account", "", "the key's account")
+		role := fs.String("role", "", "admin, analyst, read-only or agent")
+		expires := fs.Duration("expires", 0, "lifetime of the key (default: no expiry)")
+		sf.register(fs)
+		pos, err := parseFlags(fs, args[2:])
+		if err != nil || len(pos) != 0 || *account == "" || *role == "" {
+			fs.Usage()
+			return exitUsage
+		}
+		store, err := e.openStore(ctx, sf)
+		if err != nil {
+			return e.fail(err)
+		}
+		defer store.Close()
+		var exp *time.Time
+		if *expires > 0 {
+			t := time.Now().Add(*expires)
+			exp = &t
+		}
+		secret, _, err := store.CreateKey(ctx, *account, *role, exp)
+		if err != nil {
+			return e.fail(err)
+		}
+		fmt.Fprintln(e.stdout, secret)
+		return exitOK
+	}
+	fmt.Fprintf(e.stderr, "vigil admin: unknown command %q\n\n%s", strings.Join(args[:2], " "), adminUsage)
+	return exitUsage
+}
+
+// client talks to a server.
+type client struct {
+	base, key string
+	http      *http.Client
+}
+
+func (e *env) newClient(server, key string) (*client, error) {
+	if server == "" {
+		server = e.getenv("VIGIL_SERVER")
+	}
+	if key == "" {
+		key = e.getenv("VIGIL_KEY")
+	}
+	if server == "" || key == "" {
+		return nil, vigil.Errorf(vigil.EINVALID, "--server and --key (or VIGIL_SERVER and VIGIL_KEY) are required")
+	}
+	if u, err := url.Parse(server); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, vigil.Errorf(vigil.EINVALID, "--server %q is not an http(s) URL", server)
+	}
+	return &client{base: strings.TrimRight(server, "/"), key: key, http: &http.Client{Timeout: 5 * time.Minute}}, nil
+}
+
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		var p httpapi.Problem
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&p)
+		return fmt.Errorf("server: %s: %s", resp.Status, p.Detail)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (e *env) findings(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, "Usage: vigil findings <list|get ID> [--server URL] [--key KEY] [filters] [--format table|json]\n")
+		return exitUsage
+	}
+	fs := newFlagSet(e, "findings "+args[0], "vigil findings list|get ID [--server URL] [--key KEY] [--status S] [--severity S] [--resource ID] [--vuln ID] [--package NAME] [--limit N] [--format table|json]")
+	server := fs.String("server", "", "server URL (default $VIGIL_SERVER)")
+	key := fs.String("key", "", "API key (default $VIGIL_KEY)")
+	format := fs.String("format", "table", "table or json")
+	status := fs.String("status", "", "ACTIVE, SUPPRESSED, CLOSED (comma-separated)")
+	severity := fs.String("severity", "", "severities (comma-separated)")
+	resource := fs.String("resource", "", "resource id")
+	vuln := fs.String("vuln", "", "vulnerability id")
+	pkg := fs.String("package", "", "package name")
+	limit := fs.Int("limit", 100, "page size (1–1000)")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return exitUsage
+	}
+	if err := oneOf(*format, "table", "json"); err != nil {
+		return e.fail(err)
+	}
+	c, err := e.newClient(*server, *key)
+	if err != nil {
+		return e.fail(err)
+	}
+	switch args[0] {
+	case "get":
+		if len(pos) != 1 {
+			fs.Usage()
+			return exitUsage
+		}
+		var d httpapi.FindingDetail
+		if err := c.do(ctx, http.MethodGet, "/v1/findings/"+url.PathEscape(pos[0]), nil, &d); err != nil {
+			return e.fail(err)
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(d)
+		return exitOK
+	case "list":
+		q := url.Values{}
+		for k, v := range map[string]string{"status": *status, "severity": *severity, "resourceId": *resource, "vulnerabilityId": *vuln, "packageName": *pkg} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		q.Set("limit", fmt.Sprint(*limit))
+		var list httpapi.FindingList
+		if err := c.do(ctx, http.MethodGet, "/v1/findings?"+q.Encode(), nil, &list); err != nil {
+			return e.fail(err)
+		}
+		if *format == "json" {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(list)
+			return exitOK
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tVULNERABILITY\tPACKAGES\tLAST OBSERVED")
+		for _, f := range list.Findings {
+			var names []string
+			for _, p := range f.Finding.Packages {
+				names = append(names, p.Name+" "+p.Version)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.ID[:12], f.Status, f.Finding.Severity, f.Finding.Vulnerability.ID, strings.Join(names, ", "), f.LastObserved.Format(time.RFC3339))
+		}
+		tw.Flush()
+		if list.NextCursor != "" {
+			fmt.Fprintf(e.stderr, "more findings: use the API's cursor %s\n", list.NextCursor)
+		}
+		return exitOK
+	}
+	return exitUsage
+}

@@ -1,0 +1,375 @@
+// Package httpapi is Vigil's HTTP API: JSON under /v1, described by the
+// OpenAPI document it serves at /v1/openapi.json, errors as RFC 9457
+// problem details, API keys as bearer tokens.
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/match"
+	"github.com/vigil-project/vigil/reconcile"
+	"github.com/vigil-project/vigil/sqlstore"
+	"github.com/vigil-project/vigil/vulndb"
+)
+
+//go:embed openapi.json
+var openapi []byte
+
+// OpenAPI is the API's OpenAPI 3.1 document.
+func OpenAPI() []byte { return openapi }
+
+// Server serves the API.
+type Server struct {
+	Store *sqlstore.Store
+	// DB opens the vulnerability database to match with; it is reopened
+	// when the file changes.
+	DBPath string
+	// MaxBody bounds request bodies.
+	MaxBody int64
+	Log     *slog.Logger
+
+	mu      sync.Mutex
+	db      *vulndb.DB
+	dbStamp time.Time
+
+	requests  atomic.Int64
+	failures  atomic.Int64
+	submitted atomic.Int64
+}
+
+type ctxKey struct{}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	if s.MaxBody <= 0 {
+		s.MaxBody = 64 << 20
+	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi)
+	})
+	mux.Handle("POST /v1/inventories", s.auth(s.submitInventory))
+	mux.Handle("GET /v1/findings", s.auth(s.listFindings))
+	mux.Handle("GET /v1/findings/{id}", s.auth(s.getFinding))
+	mux.Handle("GET /v1/resources", s.auth(s.listResources))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, r, vigil.Errorf(vigil.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return s.count(mux)
+}
+
+func (s *Server) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		rw := &statusWriter{ResponseWriter: w, status: 200}
+		next.ServeHTTP(rw, r)
+		if rw.status >= 500 {
+			s.failures.Add(1)
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// auth resolves the bearer key to a principal; no key, a bad one, an
+// expired or revoked one are all 401, with nothing done.
+func (s *Server) auth(h func(http.ResponseWriter, *http.Request, vigil.Principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+			problem(w, r, vigil.Errorf(vigil.EUNAUTHORIZED, "an API key is required: Authorization: Bearer KEY"))
+			return
+		}
+		p, err := s.Store.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+			problem(w, r, err)
+			return
+		}
+		h(w, r, p)
+	})
+}
+
+// vulnDB returns the vulnerability database, reopened when its file was
+// replaced by an update.
+func (s *Server) vulnDB() (*vulndb.DB, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := statFile(s.DBPath)
+	if err != nil {
+		return nil, vigil.Errorf(vigil.EUNAVAILABLE, "no vulnerability database at %s: run `vigil db update`", s.DBPath)
+	}
+	if s.db == nil || !st.Equal(s.dbStamp) {
+		db, err := vulndb.Open(s.DBPath)
+		if err != nil {
+			return nil, err
+		}
+		if s.db != nil {
+			s.db.Close()
+		}
+		s.db, s.dbStamp = db, st
+	}
+	return s.db, nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.vulnDB(); err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# HELP vigil_http_requests_total HTTP requests served.\n# TYPE vigil_http_requests_total counter\nvigil_http_requests_total %d\n", s.requests.Load())
+	fmt.Fprintf(w, "# HELP vigil_http_failures_total HTTP requests answered with a 5xx status.\n# TYPE vigil_http_failures_total counter\nvigil_http_failures_total %d\n", s.failures.Load())
+	fmt.Fprintf(w, "# HELP vigil_inventories_submitted_total Inventories stored and matched.\n# TYPE vigil_inventories_submitted_total counter\nvigil_inventories_submitted_total %d\n", s.submitted.Load())
+	if db, err := s.vulnDB(); err == nil {
+		fmt.Fprintf(w, "# HELP vigil_vulndb_revision Revision of the vulnerability database.\n# TYPE vigil_vulndb_revision gauge\nvigil_vulndb_revision %d\n", db.Meta().Revision)
+		fmt.Fprintf(w, "# HELP vigil_vulndb_age_seconds Seconds since the database last checked its sources.\n# TYPE vigil_vulndb_age_seconds gauge\nvigil_vulndb_age_seconds %d\n", int64(time.Since(db.Meta().CheckedAt).Seconds()))
+	}
+}
+
+// SubmitRequest is the body of POST /v1/inventories.
+type SubmitRequest struct {
+	Account   string            `json:"account,omitempty"`
+	Type      string            `json:"type"`
+	Name      string            `json:"name"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	Inventory *vigil.Inventory  `json:"inventory"`
+}
+
+// SubmitResponse is its answer.
+type SubmitResponse struct {
+	Resource vigil.Resource    `json:"resource"`
+	Findings []vigil.Finding   `json:"findings"`
+	Events   []reconcile.Event `json:"events"`
+	Warnings []string          `json:"warnings"`
+}
+
+func (s *Server) submitInventory(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	var req SubmitRequest
+	if err := decode(w, r, s.MaxBody, &req); err != nil {
+		problem(w, r, err)
+		return
+	}
+	if req.Inventory == nil {
+		problem(w, r, vigil.Errorf(vigil.EINVALID, "inventory: required"))
+		return
+	}
+	db, err := s.vulnDB()
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	res, err := match.Match(r.Context(), db, req.Inventory)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	sub, err := s.Store.SubmitInventory(r.Context(), p, sqlstore.ResourceSpec{Account: req.Account, Type: req.Type, Name: req.Name, Tags: req.Tags},
+		req.Inventory, res.Findings, db.Meta().Revision)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	s.submitted.Add(1)
+	writeJSON(w, http.StatusOK, SubmitResponse{Resource: sub.Resource, Findings: res.Findings, Events: nonNil(sub.Events), Warnings: nonNil(res.Warnings)})
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+// FindingList is the body of GET /v1/findings.
+type FindingList struct {
+	Findings   []reconcile.Stored `json:"findings"`
+	NextCursor string             `json:"nextCursor,omitempty"`
+}
+
+var findingParams = []string{"status", "severity", "resourceId", "vulnerabilityId", "packageName", "limit", "cursor"}
+
+func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		problem(w, r, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err))
+		return
+	}
+	for k := range q {
+		if !slices.Contains(findingParams, k) {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "unknown filter %q (known: %s)", k, strings.Join(findingParams, ", ")))
+			return
+		}
+	}
+	f := sqlstore.FindingFilter{ResourceID: q.Get("resourceId"), VulnID: q.Get("vulnerabilityId"), PackageName: q.Get("packageName"), Cursor: q.Get("cursor")}
+	for _, v := range q["status"] {
+		for _, x := range strings.Split(v, ",") {
+			x = strings.ToUpper(strings.TrimSpace(x))
+			if !slices.Contains([]string{reconcile.Active, reconcile.Suppressed, reconcile.Closed}, x) {
+				problem(w, r, vigil.Errorf(vigil.EINVALID, "status %q: want ACTIVE, SUPPRESSED or CLOSED", x))
+				return
+			}
+			f.Status = append(f.Status, x)
+		}
+	}
+	for _, v := range q["severity"] {
+		for _, x := range strings.Split(v, ",") {
+			x = strings.ToUpper(strings.TrimSpace(x))
+			if !slices.Contains([]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}, x) {
+				problem(w, r, vigil.Errorf(vigil.EINVALID, "severity %q: want CRITICAL, HIGH, MEDIUM, LOW, NONE or UNTRIAGED", x))
+				return
+			}
+			f.Severity = append(f.Severity, x)
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l))
+			return
+		}
+		f.Limit = n
+	}
+	list, next, err := s.Store.Findings(r.Context(), p, f)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FindingList{Findings: nonNil(list), NextCursor: next})
+}
+
+// FindingDetail is the body of GET /v1/findings/{id}.
+type FindingDetail struct {
+	reconcile.Stored
+	History []reconcile.Event `json:"history"`
+}
+
+func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	f, err := s.Store.Finding(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	hist, err := s.Store.History(r.Context(), p, f.ID)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FindingDetail{Stored: *f, History: hist})
+}
+
+func (s *Server) listResources(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	typ := r.URL.Query().Get("type")
+	if typ != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, typ) {
+		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", typ))
+		return
+	}
+	list, err := s.Store.Resources(r.Context(), p, typ)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"resources": nonNil(list)})
+}
+
+// decode reads a JSON body: bounded, one object, no unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, max int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &vigil.Error{Code: "too_large", Message: fmt.Sprintf("request body over the %d byte limit", max)}
+		}
+		return vigil.Errorf(vigil.EINVALID, "malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return vigil.Errorf(vigil.EINVALID, "malformed JSON body: more than one value")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance,omitempty"`
+	Code     string `json:"code"`
+}
+
+var statuses = map[string]int{
+	vigil.EINVALID:      http.StatusBadRequest,
+	vigil.EUNAUTHORIZED: http.StatusUnauthorized,
+	vigil.EFORBIDDEN:    http.StatusForbidden,
+	vigil.ENOTFOUND:     http.StatusNotFound,
+	vigil.ECONFLICT:     http.StatusConflict,
+	"too_large":         http.StatusRequestEntityTooLarge,
+	vigil.EUNAVAILABLE:  http.StatusServiceUnavailable,
+}
+
+// problem writes an error as problem details: the error codes of the
+// domain map to statuses here and nowhere else; anything unexpected is an
+// internal error whose message stays in the log.
+func problem(w http.ResponseWriter, r *http.Request, err error) {
+	var e *vigil.Error
+	p := Problem{Status: http.StatusInternalServerError, Code: vigil.EINTERNAL, Detail: "internal error", Instance: r.URL.Path}
+	if errors.As(err, &e) {
+		if st, ok := statuses[e.Code]; ok {
+			p.Status, p.Code, p.Detail = st, e.Code, e.Message
+		}
+	} else if errors.Is(err, context.Canceled) {
+		p.Status, p.Detail = 499, "request canceled"
+	}
+	p.Title = http.StatusText(p.Status)
+	p.Type = "https://github.com/vigil-project/vigil/blob/main/docs/api.md#" + p.Code
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}

@@ -1,0 +1,272 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/collect"
+	"github.com/vigil-project/vigil/feed"
+	"github.com/vigil-project/vigil/httpapi"
+	"github.com/vigil-project/vigil/internal/testutil"
+	"github.com/vigil-project/vigil/source"
+	"github.com/vigil-project/vigil/sqlstore"
+	"github.com/vigil-project/vigil/vulndb"
+)
+
+type fixture struct {
+	srv                       *httptest.Server
+	org, member, other, agent string
+	reader                    string
+	inventory, emptyInventory *vigil.Inventory
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	mirror := testutil.FixtureMirror(t, filepath.Join("..", "match", "testdata", "mirror"))
+	dbPath := filepath.Join(t.TempDir(), "vigil.db")
+	if _, err := vulndb.Update(ctx, vulndb.Options{Path: dbPath, Sources: feed.FromMirror(mirror)}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	for _, a := range [][2]string{{"org", ""}, {"team", "org"}, {"other", ""}} {
+		if _, err := store.CreateAccount(ctx, a[0], a[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(account, role string) string {
+		s, _, err := store.CreateKey(ctx, account, role, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: 1 << 20}
+	f := &fixture{
+		srv: httptest.NewServer(api.Handler()),
+		org: key("org", vigil.RoleAdmin), member: key("team", vigil.RoleAnalyst), other: key("other", vigil.RoleAdmin),
+		agent: key("team", vigil.RoleAgent), reader: key("team", vigil.RoleReadOnly),
+	}
+	t.Cleanup(f.srv.Close)
+	tg, err := source.Open(ctx, filepath.Join("..", "report", "testdata", "rootfs"), source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if f.inventory, err = collect.Collect(ctx, tg, collect.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	empty := *f.inventory
+	empty.Packages, empty.Digest = []vigil.Package{}, "sha256:empty"
+	f.emptyInventory = &empty
+	return f
+}
+
+func (f *fixture) call(t *testing.T, method, path, key string, body any) (int, []byte, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, _ := json.Marshal(b)
+		rd = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, resp.Header
+}
+
+func TestSubmitListAndLifecycle(t *testing.T) {
+	f := setup(t)
+	req := httpapi.SubmitRequest{Type: "image", Name: "registry.example.com/app:1", Tags: map[string]string{"team": "web"}, Inventory: f.inventory}
+	code, body, _ := f.call(t, "POST", "/v1/inventories", f.agent, req)
+	if code != 200 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var sub httpapi.SubmitResponse
+	json.Unmarshal(body, &sub)
+	if len(sub.Findings) != 2 || len(sub.Events) != 2 || sub.Resource.Account != "team" {
+		t.Fatalf("submit response: %s", body)
+	}
+
+	code, body, _ = f.call(t, "GET", "/v1/findings?severity=HIGH&status=ACTIVE", f.member, nil)
+	var list httpapi.FindingList
+	json.Unmarshal(body, &list)
+	if code != 200 || len(list.Findings) != 1 || list.Findings[0].Finding.Vulnerability.ID != "CVE-2020-8203" {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	id := list.Findings[0].ID
+
+	// The changed inventory closes both findings; the first comes back.
+	req.Inventory = f.emptyInventory
+	if code, body, _ := f.call(t, "POST", "/v1/inventories", f.agent, req); code != 200 {
+		t.Fatalf("second submit: %d %s", code, body)
+	}
+	code, body, _ = f.call(t, "GET", "/v1/findings?status=CLOSED", f.member, nil)
+	json.Unmarshal(body, &list)
+	if len(list.Findings) != 2 {
+		t.Errorf("closed: %s", body)
+	}
+	req.Inventory = f.inventory
+	f.call(t, "POST", "/v1/inventories", f.agent, req)
+	code, body, _ = f.call(t, "GET", "/v1/findings/"+id, f.member, nil)
+	var d httpapi.FindingDetail
+	json.Unmarshal(body, &d)
+	var types []string
+	for _, e := range d.History {
+		types = append(types, e.Type)
+	}
+	if code != 200 || d.Status != "ACTIVE" || !slices.Equal(types, []string{"FINDING_OPENED", "FINDING_CLOSED", "FINDING_REOPENED"}) {
+		t.Errorf("finding: %d %s", code, body)
+	}
+
+	code, body, _ = f.call(t, "GET", "/v1/resources?type=image", f.member, nil)
+	if code != 200 || !strings.Contains(string(body), `"team":"web"`) {
+		t.Errorf("resources: %d %s", code, body)
+	}
+}
+
+func TestTenantIsolationOverHTTP(t *testing.T) {
+	f := setup(t)
+	req := httpapi.SubmitRequest{Type: "host", Name: "web-1", Inventory: f.inventory}
+	if code, body, _ := f.call(t, "POST", "/v1/inventories", f.member, req); code != 200 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var list httpapi.FindingList
+	_, body, _ := f.call(t, "GET", "/v1/findings", f.member, nil)
+	json.Unmarshal(body, &list)
+	id := list.Findings[0].ID
+	// Another organisation sees, reads and counts nothing of it.
+	_, body, _ = f.call(t, "GET", "/v1/findings", f.other, nil)
+	json.Unmarshal(body, &list)
+	if len(list.Findings) != 0 {
+		t.Errorf("another account lists %d findings", len(list.Findings))
+	}
+	if code, _, _ := f.call(t, "GET", "/v1/findings/"+id, f.other, nil); code != 404 {
+		t.Errorf("another account reads a finding: %d", code)
+	}
+	_, body, _ = f.call(t, "GET", "/v1/resources", f.other, nil)
+	if strings.Contains(string(body), "web-1") {
+		t.Errorf("another account lists the resource: %s", body)
+	}
+	req.Account = "team"
+	if code, _, _ := f.call(t, "POST", "/v1/inventories", f.other, req); code != 404 {
+		t.Errorf("another account files under team: %d", code)
+	}
+	// The organisation's administrator sees its member's.
+	_, body, _ = f.call(t, "GET", "/v1/findings", f.org, nil)
+	json.Unmarshal(body, &list)
+	if len(list.Findings) != 2 {
+		t.Errorf("administrator lists %d findings", len(list.Findings))
+	}
+}
+
+func TestErrorsAreProblems(t *testing.T) {
+	f := setup(t)
+	good := httpapi.SubmitRequest{Type: "host", Name: "h", Inventory: f.inventory}
+	big := append([]byte(`{"type":"host","name":"h","inventory":{"schemaVersion":1,"packages":[],"warnings":["`), bytes.Repeat([]byte("x"), 2<<20)...)
+	big = append(big, []byte(`"]}}`)...)
+	for _, c := range []struct {
+		name, method, path, key string
+		body                    any
+		status                  int
+	}{
+		{"no key", "GET", "/v1/findings", "", nil, 401},
+		{"bad key", "GET", "/v1/findings", "vgl_nope", nil, 401},
+		{"agent reads", "GET", "/v1/findings", f.agent, nil, 403},
+		{"read-only submits", "POST", "/v1/inventories", f.reader, good, 403},
+		{"malformed JSON", "POST", "/v1/inventories", f.member, []byte(`{"type":`), 400},
+		{"unknown field", "POST", "/v1/inventories", f.member, []byte(`{"type":"host","name":"h","inventory":{},"extra":1}`), 400},
+		{"wrong schema version", "POST", "/v1/inventories", f.member, []byte(`{"type":"host","name":"h","inventory":{"schemaVersion":7}}`), 400},
+		{"bad type", "POST", "/v1/inventories", f.member, httpapi.SubmitRequest{Type: "toaster", Name: "h", Inventory: f.inventory}, 400},
+		{"too large", "POST", "/v1/inventories", f.member, big, 413},
+		{"unknown filter", "GET", "/v1/findings?colour=red", f.member, nil, 400},
+		{"bad severity", "GET", "/v1/findings?severity=SEVERE", f.member, nil, 400},
+		{"bad limit", "GET", "/v1/findings?limit=0", f.member, nil, 400},
+		{"bad cursor", "GET", "/v1/findings?cursor=garbage!", f.member, nil, 400},
+		{"malformed query", "GET", "/v1/findings?cursor=%%%", f.member, nil, 400},
+		{"unknown finding", "GET", "/v1/findings/nope", f.member, nil, 404},
+		{"unknown endpoint", "GET", "/v1/nothing", f.member, nil, 404},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, body, hdr := f.call(t, c.method, c.path, c.key, c.body)
+			if code != c.status || hdr.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d %s %s", code, hdr.Get("Content-Type"), body)
+			}
+			var p httpapi.Problem
+			if err := json.Unmarshal(body, &p); err != nil || p.Status != c.status || p.Detail == "" || p.Title == "" {
+				t.Errorf("problem: %s", body)
+			}
+		})
+	}
+	// Nothing was written by the refused requests.
+	_, body, _ := f.call(t, "GET", "/v1/resources", f.org, nil)
+	if !strings.Contains(string(body), `"resources":[]`) {
+		t.Errorf("refused requests wrote resources: %s", body)
+	}
+}
+
+func TestOperations(t *testing.T) {
+	f := setup(t)
+	for path, want := range map[string]string{"/healthz": `"ok"`, "/readyz": `"ready"`, "/metrics": "vigil_vulndb_revision 1"} {
+		code, body, _ := f.call(t, "GET", path, "", nil)
+		if code != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	// Every route the server answers is in the OpenAPI document, and the
+	// document it serves is the one committed.
+	code, body, _ := f.call(t, "GET", "/v1/openapi.json", "", nil)
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if code != 200 || json.Unmarshal(body, &doc) != nil || doc.OpenAPI != "3.1.0" || !bytes.Equal(body, httpapi.OpenAPI()) {
+		t.Fatalf("openapi: %d", code)
+	}
+	src, _ := io.ReadAll(must(t, filepath.Join("server.go")))
+	routes := regexp.MustCompile(`"(GET|POST|PUT|DELETE|PATCH) (/[^"]*)"`).FindAllStringSubmatch(string(src), -1)
+	if len(routes) < 8 {
+		t.Fatalf("found %d routes in server.go", len(routes))
+	}
+	for _, r := range routes {
+		if _, ok := doc.Paths[r[2]][strings.ToLower(r[1])]; !ok {
+			t.Errorf("%s %s is not documented", r[1], r[2])
+		}
+	}
+}
+
+func must(t *testing.T, path string) io.Reader {
+	data, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(data)
+}
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
