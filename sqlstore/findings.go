@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/reconcile"
@@ -95,6 +96,10 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 		}
 	}
 
+	if err := s.setTags(ctx, tx, id, tags); err != nil {
+		return nil, err
+	}
+
 	// The inventory, and its (ecosystem, package) index for re-matching.
 	body, err := json.Marshal(inv)
 	if err != nil {
@@ -141,6 +146,19 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 			FirstSeen: fromMicros(first), LastScanned: fromMicros(micros(now)), InventoryDigest: inv.Digest},
 		Events: res.Events,
 	}, nil
+}
+
+// setTags replaces a resource's tags, kept as rows for filtering.
+func (s *Store) setTags(ctx context.Context, tx *sql.Tx, resource string, tags map[string]string) error {
+	if _, err := tx.ExecContext(ctx, s.q("DELETE FROM resource_tags WHERE resource_id = ?"), resource); err != nil {
+		return err
+	}
+	for k, v := range tags {
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO resource_tags(resource_id, key, value) VALUES (?, ?, ?)"), resource, k, v); err != nil {
+			return fmt.Errorf("sqlstore: tags: %w", err)
+		}
+	}
+	return nil
 }
 
 func newID() string {
@@ -207,8 +225,8 @@ func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, 
 			return err
 		}
 		for _, pkg := range f.Finding.Packages {
-			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO finding_packages(finding_id, ecosystem, name, version) VALUES (?, ?, ?, ?)"),
-				f.ID, pkg.Ecosystem, pkg.Name, pkg.Version); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO finding_packages(finding_id, ecosystem, name, version, layer) VALUES (?, ?, ?, ?, ?)"),
+				f.ID, pkg.Ecosystem, pkg.Name, pkg.Version, pkg.Layer); err != nil {
 				return err
 			}
 		}
@@ -223,29 +241,106 @@ func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, 
 	return nil
 }
 
-// FindingFilter selects findings. Empty fields select everything.
+// FindingFilter selects findings, as Amazon Inspector's filter criteria
+// do. Empty fields select everything.
 type FindingFilter struct {
-	Status      []string
-	Severity    []string
-	ResourceID  string
-	VulnID      string
-	PackageName string
-	Limit       int
+	Status           []string
+	Severity         []string
+	Type             string
+	ResourceID       string
+	ResourceType     string
+	ResourceTags     map[string]string
+	VulnID           string
+	PackageName      string
+	PackageVersion   string
+	PackageEcosystem string
+	// FixAvailable is YES, NO or PARTIAL.
+	FixAvailable string
+	// ExploitAvailable selects findings by KEV membership.
+	ExploitAvailable   *bool
+	EPSSMin, EPSSMax   *float64
+	ScoreMin, ScoreMax *float64
+	// Time ranges, inclusive.
+	FirstObservedFrom, FirstObservedTo time.Time
+	LastObservedFrom, LastObservedTo   time.Time
+	UpdatedFrom, UpdatedTo             time.Time
+	TitleContains                      string
+	// Sort is severity (the default), score, epss or lastObserved; always
+	// descending.
+	Sort  string
+	Limit int
 	// Cursor continues a listing where the previous page ended.
 	Cursor string
 }
 
-// Findings lists the findings a principal may see, most severe first,
+// sortColumns are the sort keys, as SQL expressions that are never NULL.
+var sortColumns = map[string]string{
+	"":             "f.severity_rank",
+	"severity":     "f.severity_rank",
+	"score":        "COALESCE(f.score, -1)",
+	"epss":         "COALESCE(f.epss, -1)",
+	"lastObserved": "f.last_observed",
+}
+
+// SortKeys lists the sort keys Findings accepts.
+var SortKeys = []string{"severity", "score", "epss", "lastObserved"}
+
+// Findings lists the findings a principal may see, in the filter's order,
 // a page at a time: the cursor of the next page is returned, empty at the
 // end.
 func (s *Store) Findings(ctx context.Context, p vigil.Principal, f FindingFilter) ([]reconcile.Stored, string, error) {
 	if p.Role == vigil.RoleAgent {
 		return nil, "", vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
 	}
+	col, ok := sortColumns[f.Sort]
+	if !ok {
+		return nil, "", vigil.Errorf(vigil.EINVALID, "sort %q: want one of %s", f.Sort, strings.Join(SortKeys, ", "))
+	}
 	limit := f.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
+	where, args := s.findingWhere(p, f)
+	if f.Cursor != "" {
+		v, id, err := decodeCursor(f.Cursor, f.Sort)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "("+col+" < ? OR "+col+" = ? AND f.id > ?)")
+		args = append(args, v, v, id)
+	}
+	query := "SELECT " + col + ", f.id, f.body FROM findings f WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY " + col + " DESC, f.id LIMIT " + fmt.Sprint(limit+1)
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
+	}
+	defer rows.Close()
+	var out []reconcile.Stored
+	var keys []float64
+	var next string
+	for rows.Next() {
+		var key float64
+		var id, body string
+		if err := rows.Scan(&key, &id, &body); err != nil {
+			return nil, "", err
+		}
+		if len(out) == limit {
+			next = encodeCursor(f.Sort, keys[len(keys)-1], out[len(out)-1].ID)
+			break
+		}
+		var st reconcile.Stored
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return nil, "", err
+		}
+		out = append(out, st)
+		keys = append(keys, key)
+	}
+	return out, next, rows.Err()
+}
+
+// findingWhere turns a filter into SQL conditions and their arguments.
+func (s *Store) findingWhere(p vigil.Principal, f FindingFilter) ([]string, []any) {
 	where := []string{"f.account_id IN (" + placeholders(len(p.Visible)) + ")"}
 	args := ids(p.Visible)
 	in := func(col string, vals []string) {
@@ -254,78 +349,106 @@ func (s *Store) Findings(ctx context.Context, p vigil.Principal, f FindingFilter
 			args = append(args, v)
 		}
 	}
+	eq := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
 	if len(f.Status) > 0 {
 		in("f.status", f.Status)
 	}
 	if len(f.Severity) > 0 {
 		in("f.severity", f.Severity)
 	}
+	if f.Type != "" {
+		eq("f.type = ?", f.Type)
+	}
 	if f.ResourceID != "" {
-		where = append(where, "f.resource_id = ?")
-		args = append(args, f.ResourceID)
+		eq("f.resource_id = ?", f.ResourceID)
+	}
+	if f.ResourceType != "" {
+		eq("f.resource_id IN (SELECT id FROM resources WHERE type = ?)", f.ResourceType)
+	}
+	keys := make([]string, 0, len(f.ResourceTags))
+	for k := range f.ResourceTags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		where = append(where, "f.resource_id IN (SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?)")
+		args = append(args, k, f.ResourceTags[k])
 	}
 	if f.VulnID != "" {
-		where = append(where, "f.vuln_id = ?")
-		args = append(args, strings.ToUpper(f.VulnID))
+		eq("f.vuln_id = ?", strings.ToUpper(f.VulnID))
 	}
-	if f.PackageName != "" {
-		where = append(where, "f.id IN (SELECT finding_id FROM finding_packages WHERE name = ?)")
-		args = append(args, f.PackageName)
-	}
-	if f.Cursor != "" {
-		rank, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(f.severity_rank < ? OR f.severity_rank = ? AND f.id > ?)")
-		args = append(args, rank, rank, id)
-	}
-	query := "SELECT f.severity_rank, f.id, f.body FROM findings f WHERE " + strings.Join(where, " AND ") +
-		" ORDER BY f.severity_rank DESC, f.id LIMIT " + fmt.Sprint(limit+1)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
-	}
-	defer rows.Close()
-	var out []reconcile.Stored
-	var next string
-	for rows.Next() {
-		var rank int
-		var id, body string
-		if err := rows.Scan(&rank, &id, &body); err != nil {
-			return nil, "", err
-		}
-		if len(out) == limit {
-			last := out[len(out)-1]
-			next = encodeCursor(score.Rank(last.Finding.Severity), last.ID)
-			break
-		}
-		var st reconcile.Stored
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			return nil, "", err
-		}
-		out = append(out, st)
-	}
-	return out, next, rows.Err()
-}
-
-func encodeCursor(rank int, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d:%s", rank, id)))
-}
-
-func decodeCursor(c string) (int, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		var rank int
-		var id string
-		if r, rest, ok := strings.Cut(string(b), ":"); ok {
-			if _, err := fmt.Sscanf(r, "%d", &rank); err == nil && rest != "" {
-				id = rest
-				return rank, id, nil
+	if f.PackageName != "" || f.PackageVersion != "" || f.PackageEcosystem != "" {
+		var conds []string
+		for _, c := range []struct{ col, v string }{{"name", f.PackageName}, {"version", f.PackageVersion}, {"ecosystem", f.PackageEcosystem}} {
+			if c.v != "" {
+				conds = append(conds, c.col+" = ?")
+				args = append(args, c.v)
 			}
 		}
+		where = append(where, "f.id IN (SELECT finding_id FROM finding_packages WHERE "+strings.Join(conds, " AND ")+")")
 	}
-	return 0, "", vigil.Errorf(vigil.EINVALID, "invalid cursor")
+	if f.FixAvailable != "" {
+		eq("f.fix_available = ?", f.FixAvailable)
+	}
+	if f.ExploitAvailable != nil {
+		v := 0
+		if *f.ExploitAvailable {
+			v = 1
+		}
+		eq("f.kev = ?", v)
+	}
+	for _, r := range []struct {
+		cond string
+		v    *float64
+	}{{"f.epss >= ?", f.EPSSMin}, {"f.epss <= ?", f.EPSSMax}, {"f.score >= ?", f.ScoreMin}, {"f.score <= ?", f.ScoreMax}} {
+		if r.v != nil {
+			eq(r.cond, *r.v)
+		}
+	}
+	for _, r := range []struct {
+		cond string
+		t    time.Time
+	}{
+		{"f.first_observed >= ?", f.FirstObservedFrom}, {"f.first_observed <= ?", f.FirstObservedTo},
+		{"f.last_observed >= ?", f.LastObservedFrom}, {"f.last_observed <= ?", f.LastObservedTo},
+		{"f.updated_at >= ?", f.UpdatedFrom}, {"f.updated_at <= ?", f.UpdatedTo},
+	} {
+		if !r.t.IsZero() {
+			eq(r.cond, micros(r.t))
+		}
+	}
+	if f.TitleContains != "" {
+		eq("LOWER(f.title) LIKE ?", "%"+strings.ToLower(strings.NewReplacer("%", "", "_", "").Replace(f.TitleContains))+"%")
+	}
+	return where, args
+}
+
+func encodeCursor(sort string, v float64, id string) string {
+	b, _ := json.Marshal(struct {
+		S  string  `json:"s"`
+		V  float64 `json:"v"`
+		ID string  `json:"id"`
+	}{sort, v, id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(c, sort string) (float64, string, error) {
+	var cur struct {
+		S  string  `json:"s"`
+		V  float64 `json:"v"`
+		ID string  `json:"id"`
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || json.Unmarshal(b, &cur) != nil || cur.ID == "" {
+		return 0, "", vigil.Errorf(vigil.EINVALID, "invalid cursor")
+	}
+	if cur.S != sort {
+		return 0, "", vigil.Errorf(vigil.EINVALID, "the cursor belongs to another sort order")
+	}
+	return cur.V, cur.ID, nil
 }
 
 // History returns the events of a finding the principal may see, oldest

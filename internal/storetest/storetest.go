@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) *sqlstore.Store) {
 		{"TenantIsolation", testTenantIsolation},
 		{"Pagination", testPagination},
 		{"BadInputWritesNothing", testBadInput},
+		{"FiltersSortsAggregates", testFilters},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -319,5 +321,135 @@ func testBadInput(t *testing.T, s *sqlstore.Store) {
 	}
 	if got := must2(t, s, p, sqlstore.FindingFilter{}); len(got) != 0 {
 		t.Errorf("bad input wrote %d findings", len(got))
+	}
+}
+
+func testFilters(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	s.Now = c.now
+	must(s.CreateAccount(ctx, "org", ""))
+	must(s.CreateAccount(ctx, "team", "org"))
+	org := principal(t, s, "org", vigil.RoleAdmin)
+	team := principal(t, s, "team", vigil.RoleAnalyst)
+	mk := func(id, sev string, score, epss float64, kev bool, pkg, layer string) vigil.Finding {
+		f := finding(id, sev, pkg)
+		f.Score, f.EPSS = &score, &vigil.EPSS{Score: epss}
+		f.Packages[0].Layer = layer
+		if kev {
+			f.KEV = &vigil.KEV{CVE: id}
+		}
+		f.Vulnerability.Title = "Title of " + id
+		return f
+	}
+	must(s.SubmitInventory(ctx, team, sqlstore.ResourceSpec{Type: vigil.ResourceImage, Name: "registry.example.com/web:1", Tags: map[string]string{"env": "prod"}}, inventory("sha256:1"),
+		[]vigil.Finding{mk("CVE-2026-1", "CRITICAL", 9.8, 0.9, true, "openssl", "sha256:l1"), mk("CVE-2026-2", "MEDIUM", 5.0, 0.01, false, "zlib", "sha256:l2")}, 1))
+	c.t = c.t.Add(time.Hour)
+	must(s.SubmitInventory(ctx, team, sqlstore.ResourceSpec{Type: vigil.ResourceImage, Name: "registry.example.com/web:2", Tags: map[string]string{"env": "dev"}}, inventory("sha256:2"),
+		[]vigil.Finding{mk("CVE-2026-1", "CRITICAL", 9.8, 0.9, true, "openssl", "sha256:l1"), mk("CVE-2026-3", "HIGH", 7.5, 0.5, false, "curl", "sha256:l3")}, 1))
+	must(s.SubmitInventory(ctx, org, sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "db-1"}, inventory("sha256:3"),
+		[]vigil.Finding{mk("CVE-2026-4", "LOW", 2.0, 0.2, false, "zlib", "")}, 1))
+	f64 := func(v float64) *float64 { return &v }
+	yes := true
+	for _, c := range []struct {
+		name string
+		f    sqlstore.FindingFilter
+		want []string
+	}{
+		{"resource type", sqlstore.FindingFilter{ResourceType: vigil.ResourceHost}, []string{"CVE-2026-4"}},
+		{"resource tag", sqlstore.FindingFilter{ResourceTags: map[string]string{"env": "prod"}}, []string{"CVE-2026-1", "CVE-2026-2"}},
+		{"exploit available", sqlstore.FindingFilter{ExploitAvailable: &yes}, []string{"CVE-2026-1", "CVE-2026-1"}},
+		{"epss range", sqlstore.FindingFilter{EPSSMin: f64(0.1), EPSSMax: f64(0.6)}, []string{"CVE-2026-3", "CVE-2026-4"}},
+		{"score range", sqlstore.FindingFilter{ScoreMin: f64(7)}, []string{"CVE-2026-1", "CVE-2026-1", "CVE-2026-3"}},
+		{"package version and ecosystem", sqlstore.FindingFilter{PackageName: "zlib", PackageVersion: "1.0", PackageEcosystem: "npm"}, []string{"CVE-2026-2", "CVE-2026-4"}},
+		{"fix available", sqlstore.FindingFilter{FixAvailable: vigil.FixYes, Severity: []string{"HIGH"}}, []string{"CVE-2026-3"}},
+		{"first observed range", sqlstore.FindingFilter{FirstObservedFrom: time.Date(2026, 11, 1, 0, 30, 0, 0, time.UTC)}, []string{"CVE-2026-1", "CVE-2026-3", "CVE-2026-4"}},
+		{"title contains", sqlstore.FindingFilter{TitleContains: "of cve-2026-2"}, []string{"CVE-2026-2"}},
+		{"sorted by epss", sqlstore.FindingFilter{Sort: "epss"}, []string{"CVE-2026-1", "CVE-2026-1", "CVE-2026-3", "CVE-2026-4", "CVE-2026-2"}},
+		{"sorted by last observed", sqlstore.FindingFilter{Sort: "lastObserved", Limit: 1}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := must2(t, s, org, c.f)
+			var ids []string
+			for _, f := range got {
+				ids = append(ids, f.Finding.Vulnerability.ID)
+			}
+			if c.want != nil && c.f.Sort == "" {
+				slices.Sort(ids)
+			}
+			if c.want != nil && !slices.Equal(ids, c.want) {
+				t.Errorf("got %q, want %q", ids, c.want)
+			}
+		})
+	}
+	// Paging a non-default order keeps it.
+	var all []string
+	cursor := ""
+	for {
+		page, next, err := s.Findings(ctx, org, sqlstore.FindingFilter{Sort: "score", Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range page {
+			all = append(all, f.Finding.Vulnerability.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if !slices.Equal(all, []string{"CVE-2026-1", "CVE-2026-1", "CVE-2026-3", "CVE-2026-2", "CVE-2026-4"}) {
+		t.Errorf("by score, paged: %q", all)
+	}
+	if _, _, err := s.Findings(ctx, org, sqlstore.FindingFilter{Sort: "epss", Cursor: cursor}); code(err) != vigil.EINVALID {
+		t.Errorf("cursor of another order: %v", err)
+	}
+	if _, _, err := s.Findings(ctx, org, sqlstore.FindingFilter{Sort: "colour"}); code(err) != vigil.EINVALID {
+		t.Errorf("unknown sort: %v", err)
+	}
+
+	agg := func(by string) map[string]sqlstore.Aggregate {
+		t.Helper()
+		rows, err := s.Aggregate(ctx, org, by, sqlstore.FindingFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]sqlstore.Aggregate{}
+		for _, r := range rows {
+			var parts []string
+			for _, k := range []string{"resourceName", "name", "vulnerabilityId", "repository", "layer", "account"} {
+				if v := r.Key[k]; v != "" {
+					parts = append(parts, v)
+				}
+			}
+			out[strings.Join(parts, " ")] = r
+		}
+		return out
+	}
+	if r := agg("repository")["registry.example.com/web"]; r.Total != 4 || r.Counts["CRITICAL"] != 2 {
+		t.Errorf("by repository: %+v", agg("repository"))
+	}
+	if r := agg("vulnerability")["CVE-2026-1"]; r.Total != 2 {
+		t.Errorf("by vulnerability: %+v", r)
+	}
+	if r := agg("package")["zlib"]; r.Total != 2 || r.Counts["LOW"] != 1 {
+		t.Errorf("by package: %+v", agg("package"))
+	}
+	if r := agg("layer")["sha256:l1"]; r.Total != 2 {
+		t.Errorf("by layer: %+v", agg("layer"))
+	}
+	if a := agg("account"); a["team"].Total != 4 || a["org"].Total != 1 {
+		t.Errorf("by account: %+v", a)
+	}
+	if a := agg("resource"); len(a) != 3 || a["db-1"].Counts["LOW"] != 1 {
+		t.Errorf("by resource: %+v", a)
+	}
+	// A member counts only its own.
+	rows, _ := s.Aggregate(ctx, team, "account", sqlstore.FindingFilter{})
+	if len(rows) != 1 || rows[0].Key["account"] != "team" {
+		t.Errorf("member's aggregate: %+v", rows)
+	}
+	if _, err := s.Aggregate(ctx, org, "colour", sqlstore.FindingFilter{}); code(err) != vigil.EINVALID {
+		t.Errorf("unknown aggregation: %v", err)
 	}
 }

@@ -1,0 +1,1 @@
+ALTER TABLE finding_packages ADD COLUMN layer TEXT NOT NULL DEFAULT '';
