@@ -75,7 +75,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/inventories", s.auth(s.submitInventory))
 	mux.Handle("GET /v1/findings", s.auth(s.listFindings))
 	mux.Handle("GET /v1/findings/{id}", s.auth(s.getFinding))
+	mux.Handle("GET /v1/findings/aggregations", s.auth(s.aggregate))
 	mux.Handle("GET /v1/resources", s.auth(s.listResources))
+	mux.Handle("GET /v1/resources/{id}", s.auth(s.getResource))
+	mux.Handle("PATCH /v1/resources/{id}/tags", s.auth(s.tagResource))
+	mux.Handle("DELETE /v1/resources/{id}", s.auth(s.deleteResource))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, vigil.Errorf(vigil.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -224,48 +228,120 @@ type FindingList struct {
 	NextCursor string             `json:"nextCursor,omitempty"`
 }
 
-var findingParams = []string{"status", "severity", "resourceId", "vulnerabilityId", "packageName", "limit", "cursor"}
+var findingParams = []string{"status", "severity", "type", "resourceId", "resourceType", "resourceTag", "vulnerabilityId",
+	"packageName", "packageVersion", "packageEcosystem", "fixAvailable", "exploitAvailable", "epssMin", "epssMax", "scoreMin", "scoreMax",
+	"firstObservedFrom", "firstObservedTo", "lastObservedFrom", "lastObservedTo", "updatedFrom", "updatedTo", "titleContains",
+	"sort", "limit", "cursor"}
 
-func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+// parseFilter reads the finding filter of a query; unknown parameters and
+// bad values are errors.
+func parseFilter(raw string, allowed []string) (sqlstore.FindingFilter, url.Values, error) {
+	var f sqlstore.FindingFilter
+	q, err := url.ParseQuery(raw)
 	if err != nil {
-		problem(w, r, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err))
-		return
+		return f, nil, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err)
 	}
 	for k := range q {
-		if !slices.Contains(findingParams, k) {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "unknown filter %q (known: %s)", k, strings.Join(findingParams, ", ")))
-			return
+		if !slices.Contains(allowed, k) {
+			return f, nil, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: %s)", k, strings.Join(allowed, ", "))
 		}
 	}
-	f := sqlstore.FindingFilter{ResourceID: q.Get("resourceId"), VulnID: q.Get("vulnerabilityId"), PackageName: q.Get("packageName"), Cursor: q.Get("cursor")}
-	for _, v := range q["status"] {
-		for _, x := range strings.Split(v, ",") {
-			x = strings.ToUpper(strings.TrimSpace(x))
-			if !slices.Contains([]string{reconcile.Active, reconcile.Suppressed, reconcile.Closed}, x) {
-				problem(w, r, vigil.Errorf(vigil.EINVALID, "status %q: want ACTIVE, SUPPRESSED or CLOSED", x))
-				return
+	list := func(name string, known []string) ([]string, error) {
+		var out []string
+		for _, v := range q[name] {
+			for _, x := range strings.Split(v, ",") {
+				x = strings.ToUpper(strings.TrimSpace(x))
+				if !slices.Contains(known, x) {
+					return nil, vigil.Errorf(vigil.EINVALID, "%s %q: want one of %s", name, x, strings.Join(known, ", "))
+				}
+				out = append(out, x)
 			}
-			f.Status = append(f.Status, x)
+		}
+		return out, nil
+	}
+	if f.Status, err = list("status", []string{reconcile.Active, reconcile.Suppressed, reconcile.Closed}); err != nil {
+		return f, nil, err
+	}
+	if f.Severity, err = list("severity", []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}); err != nil {
+		return f, nil, err
+	}
+	f.Type, f.ResourceID, f.ResourceType = q.Get("type"), q.Get("resourceId"), q.Get("resourceType")
+	f.VulnID, f.PackageName, f.PackageVersion, f.PackageEcosystem = q.Get("vulnerabilityId"), q.Get("packageName"), q.Get("packageVersion"), q.Get("packageEcosystem")
+	f.TitleContains, f.Sort, f.Cursor = q.Get("titleContains"), q.Get("sort"), q.Get("cursor")
+	if f.ResourceType != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, f.ResourceType) {
+		return f, nil, vigil.Errorf(vigil.EINVALID, "resourceType %q: want host, image or function", f.ResourceType)
+	}
+	for _, t := range q["resourceTag"] {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return f, nil, vigil.Errorf(vigil.EINVALID, "resourceTag %q: want key=value", t)
+		}
+		if f.ResourceTags == nil {
+			f.ResourceTags = map[string]string{}
+		}
+		f.ResourceTags[k] = v
+	}
+	if v := q.Get("fixAvailable"); v != "" {
+		if !slices.Contains([]string{vigil.FixYes, vigil.FixNo, vigil.FixPartial}, strings.ToUpper(v)) {
+			return f, nil, vigil.Errorf(vigil.EINVALID, "fixAvailable %q: want YES, NO or PARTIAL", v)
+		}
+		f.FixAvailable = strings.ToUpper(v)
+	}
+	if v := q.Get("exploitAvailable"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, nil, vigil.Errorf(vigil.EINVALID, "exploitAvailable %q: want true or false", v)
+		}
+		f.ExploitAvailable = &b
+	}
+	for _, r := range []struct {
+		name     string
+		dst      **float64
+		min, max float64
+	}{{"epssMin", &f.EPSSMin, 0, 1}, {"epssMax", &f.EPSSMax, 0, 1}, {"scoreMin", &f.ScoreMin, 0, 10}, {"scoreMax", &f.ScoreMax, 0, 10}} {
+		if v := q.Get(r.name); v != "" {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || x < r.min || x > r.max {
+				return f, nil, vigil.Errorf(vigil.EINVALID, "%s %q: want a number from %g to %g", r.name, v, r.min, r.max)
+			}
+			*r.dst = &x
 		}
 	}
-	for _, v := range q["severity"] {
-		for _, x := range strings.Split(v, ",") {
-			x = strings.ToUpper(strings.TrimSpace(x))
-			if !slices.Contains([]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}, x) {
-				problem(w, r, vigil.Errorf(vigil.EINVALID, "severity %q: want CRITICAL, HIGH, MEDIUM, LOW, NONE or UNTRIAGED", x))
-				return
+	for _, r := range []struct {
+		name string
+		dst  *time.Time
+	}{{"firstObservedFrom", &f.FirstObservedFrom}, {"firstObservedTo", &f.FirstObservedTo}, {"lastObservedFrom", &f.LastObservedFrom},
+		{"lastObservedTo", &f.LastObservedTo}, {"updatedFrom", &f.UpdatedFrom}, {"updatedTo", &f.UpdatedTo}} {
+		if v := q.Get(r.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, nil, vigil.Errorf(vigil.EINVALID, "%s %q: want an RFC 3339 time", r.name, v)
 			}
-			f.Severity = append(f.Severity, x)
+			*r.dst = t
+		}
+	}
+	for _, pair := range [][2]string{{"epssMin", "epssMax"}, {"scoreMin", "scoreMax"}} {
+		lo, _ := strconv.ParseFloat(q.Get(pair[0]), 64)
+		hi, _ := strconv.ParseFloat(q.Get(pair[1]), 64)
+		if q.Get(pair[0]) != "" && q.Get(pair[1]) != "" && lo > hi {
+			return f, nil, vigil.Errorf(vigil.EINVALID, "%s is above %s", pair[0], pair[1])
 		}
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l))
-			return
+			return f, nil, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l)
 		}
 		f.Limit = n
+	}
+	return f, q, nil
+}
+
+func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	f, _, err := parseFilter(r.URL.RawQuery, findingParams)
+	if err != nil {
+		problem(w, r, err)
+		return
 	}
 	list, next, err := s.Store.Findings(r.Context(), p, f)
 	if err != nil {
@@ -273,6 +349,59 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, p vigil.Pr
 		return
 	}
 	writeJSON(w, http.StatusOK, FindingList{Findings: nonNil(list), NextCursor: next})
+}
+
+func (s *Server) aggregate(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	allowed := append([]string{"by"}, findingParams[:len(findingParams)-3]...)
+	f, q, err := parseFilter(r.URL.RawQuery, allowed)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	rows, err := s.Store.Aggregate(r.Context(), p, q.Get("by"), f)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"by": q.Get("by"), "aggregations": nonNil(rows)})
+}
+
+func (s *Server) getResource(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	res, err := s.Store.Resource(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// TagRequest is the body of PATCH /v1/resources/{id}/tags.
+type TagRequest struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Remove []string          `json:"remove,omitempty"`
+}
+
+func (s *Server) tagResource(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	var req TagRequest
+	if err := decode(w, r, 1<<20, &req); err != nil {
+		problem(w, r, err)
+		return
+	}
+	res, err := s.Store.TagResource(r.Context(), p, r.PathValue("id"), req.Set, req.Remove)
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	events, err := s.Store.DeleteResource(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(events)})
 }
 
 // FindingDetail is the body of GET /v1/findings/{id}.

@@ -270,3 +270,57 @@ func must(t *testing.T, path string) io.Reader {
 }
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+func TestResourcesAndAggregationsOverHTTP(t *testing.T) {
+	f := setup(t)
+	req := httpapi.SubmitRequest{Type: "image", Name: "registry.example.com/app:1", Tags: map[string]string{"env": "prod"}, Inventory: f.inventory}
+	_, body, _ := f.call(t, "POST", "/v1/inventories", f.member, req)
+	var sub httpapi.SubmitResponse
+	json.Unmarshal(body, &sub)
+	id := sub.Resource.ID
+
+	code, body, _ := f.call(t, "GET", "/v1/findings/aggregations?by=repository", f.org, nil)
+	if code != 200 || !strings.Contains(string(body), `"repository":"registry.example.com/app"`) || !strings.Contains(string(body), `"total":2`) {
+		t.Errorf("aggregate: %d %s", code, body)
+	}
+	code, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=package&severity=HIGH", f.org, nil)
+	if code != 200 || !strings.Contains(string(body), `"name":"lodash"`) || strings.Contains(string(body), "libssl3") {
+		t.Errorf("aggregate by package: %d %s", code, body)
+	}
+	if code, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=colour", f.org, nil); code != 400 {
+		t.Errorf("bad aggregation: %d %s", code, body)
+	}
+	_, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=account", f.other, nil)
+	if strings.Contains(string(body), "team") {
+		t.Errorf("another organisation counts team's findings: %s", body)
+	}
+	code, body, _ = f.call(t, "GET", "/v1/findings?resourceTag=env%3Dprod&exploitAvailable=false&scoreMin=7&sort=score", f.member, nil)
+	if code != 200 || strings.Count(string(body), `"PACKAGE_VULNERABILITY"`) != 1 {
+		t.Errorf("filtered: %d %s", code, body)
+	}
+	if code, _, _ := f.call(t, "GET", "/v1/findings?scoreMin=8&scoreMax=2", f.member, nil); code != 400 {
+		t.Errorf("inverted range: %d", code)
+	}
+
+	code, body, _ = f.call(t, "PATCH", "/v1/resources/"+id+"/tags", f.member, httpapi.TagRequest{Set: map[string]string{"owner": "web"}, Remove: []string{"env"}})
+	if code != 200 || !strings.Contains(string(body), `"owner":"web"`) || strings.Contains(string(body), `"env"`) {
+		t.Errorf("tag: %d %s", code, body)
+	}
+	if code, _, _ := f.call(t, "PATCH", "/v1/resources/"+id+"/tags", f.reader, httpapi.TagRequest{Set: map[string]string{"x": "y"}}); code != 403 {
+		t.Errorf("read-only tags: %d", code)
+	}
+	if code, _, _ := f.call(t, "DELETE", "/v1/resources/"+id, f.other, nil); code != 404 {
+		t.Errorf("another account deletes: %d", code)
+	}
+	code, body, _ = f.call(t, "DELETE", "/v1/resources/"+id, f.member, nil)
+	if code != 200 || strings.Count(string(body), "FINDING_CLOSED") != 2 {
+		t.Errorf("delete: %d %s", code, body)
+	}
+	if code, _, _ := f.call(t, "GET", "/v1/resources/"+id, f.member, nil); code != 404 {
+		t.Errorf("deleted resource still served: %d", code)
+	}
+	_, body, _ = f.call(t, "GET", "/v1/findings?status=CLOSED", f.member, nil)
+	if strings.Count(string(body), `"CLOSED"`) != 2 {
+		t.Errorf("findings of the deleted resource: %s", body)
+	}
+}

@@ -53,6 +53,9 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 	if inv == nil || inv.SchemaVersion != vigil.InventorySchemaVersion {
 		return nil, vigil.Errorf(vigil.EINVALID, "inventory: want schemaVersion %d", vigil.InventorySchemaVersion)
 	}
+	if inv.Digest == "" {
+		return nil, vigil.Errorf(vigil.EINVALID, "inventory: no digest")
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -525,7 +528,7 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, typ string) ([
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read resources")
 	}
 	query := `SELECT r.id, a.name, r.type, r.name, r.tags, r.details, r.first_seen, r.last_scanned, r.inventory_digest
-		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.account_id IN (` + placeholders(len(p.Visible)) + ")"
+		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.inventory_digest <> '' AND r.account_id IN (` + placeholders(len(p.Visible)) + ")"
 	args := ids(p.Visible)
 	if typ != "" {
 		query += " AND r.type = ?"
@@ -550,4 +553,94 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, typ string) ([
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// Resource returns one resource the principal may see.
+func (s *Store) Resource(ctx context.Context, p vigil.Principal, id string) (*vigil.Resource, error) {
+	list, err := s.Resources(ctx, p, "")
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if list[i].ID == id {
+			return &list[i], nil
+		}
+	}
+	return nil, vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", id)
+}
+
+// TagResource sets (value non-nil) or removes (nil) tags of a resource.
+func (s *Store) TagResource(ctx context.Context, p vigil.Principal, id string, set map[string]string, remove []string) (*vigil.Resource, error) {
+	if p.Role != vigil.RoleAdmin && p.Role != vigil.RoleAnalyst {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "a %s key cannot tag resources", p.Role)
+	}
+	r, err := s.Resource(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if r.Tags == nil {
+		r.Tags = map[string]string{}
+	}
+	for k, v := range set {
+		if k == "" || len(k) > 128 || len(v) > 256 {
+			return nil, vigil.Errorf(vigil.EINVALID, "tag %q=%q: keys of 1 to 128 characters, values up to 256", k, v)
+		}
+		r.Tags[k] = v
+	}
+	for _, k := range remove {
+		delete(r.Tags, k)
+	}
+	tags, _ := json.Marshal(r.Tags)
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET tags = ? WHERE id = ?"), string(tags), id); err != nil {
+		return nil, err
+	}
+	if err := s.setTags(ctx, tx, id, r.Tags); err != nil {
+		return nil, err
+	}
+	return r, tx.Commit()
+}
+
+// DeleteResource deletes a resource and its inventory; its findings close
+// (and are kept, with their history).
+func (s *Store) DeleteResource(ctx context.Context, p vigil.Principal, id string) ([]reconcile.Event, error) {
+	if p.Role != vigil.RoleAdmin && p.Role != vigil.RoleAnalyst {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "a %s key cannot delete resources", p.Role)
+	}
+	r, err := s.Resource(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var accountID int64
+	if err := tx.QueryRowContext(ctx, s.q("SELECT account_id FROM resources WHERE id = ?"), id).Scan(&accountID); err != nil {
+		return nil, err
+	}
+	stored, err := s.resourceFindings(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	res := reconcile.Reconcile(reconcile.Input{Account: r.Account, Resource: id, Stored: stored, Now: s.Now()})
+	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
+		return nil, err
+	}
+	for _, q := range []string{"DELETE FROM inventory_packages WHERE resource_id = ?", "DELETE FROM inventories WHERE resource_id = ?", "DELETE FROM resource_tags WHERE resource_id = ?"} {
+		if _, err := tx.ExecContext(ctx, s.q(q), id); err != nil {
+			return nil, err
+		}
+	}
+	// The resource row stays, marked by an empty inventory digest, so that
+	// its closed findings keep their resource; it no longer lists.
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET inventory_digest = '' , tags = '{}' WHERE id = ?"), id); err != nil {
+		return nil, err
+	}
+	return res.Events, tx.Commit()
 }
