@@ -60,7 +60,8 @@ Commands:
   sbom TARGET  list what a root filesystem, image, function package, file or SBOM holds
   server       serve the HTTP API (resources, inventories, findings)
   admin        create accounts and API keys, on the server's store
-  findings     list findings on a server
+  findings     list, get and aggregate findings on a server
+  resources    list, get, tag and delete resources on a server
   version      print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -90,6 +91,8 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return e.admin(ctx, args[1:])
 	case "findings":
 		return e.findings(ctx, args[1:])
+	case "resources":
+		return e.resources(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vigil", version)
 		return exitOK

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -213,7 +214,7 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 
 func (e *env) findings(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, "Usage: vigil findings <list|get ID> [--server URL] [--key KEY] [filters] [--format table|json]\n")
+		fmt.Fprint(e.stderr, "Usage: vigil findings <list|get ID|aggregate --by GROUP> [--server URL] [--key KEY] [filters] [--format table|json]\n")
 		return exitUsage
 	}
 	fs := newFlagSet(e, "findings "+args[0], "vigil findings list|get ID [--server URL] [--key KEY] [--status S] [--severity S] [--resource ID] [--vuln ID] [--package NAME] [--limit N] [--format table|json]")
@@ -226,6 +227,9 @@ func (e *env) findings(ctx context.Context, args []string) int {
 	vuln := fs.String("vuln", "", "vulnerability id")
 	pkg := fs.String("package", "", "package name")
 	limit := fs.Int("limit", 100, "page size (1–1000)")
+	by := fs.String("by", "", "aggregate: resource, package, vulnerability, repository, layer or account")
+	var filters multiFlag
+	fs.Var(&filters, "filter", "any API filter as name=value, e.g. exploitAvailable=true, epssMin=0.5, resourceTag=env=prod (repeatable)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return exitUsage
@@ -251,12 +255,50 @@ func (e *env) findings(ctx context.Context, args []string) int {
 		enc.SetIndent("", "  ")
 		enc.Encode(d)
 		return exitOK
-	case "list":
+	case "list", "aggregate":
 		q := url.Values{}
 		for k, v := range map[string]string{"status": *status, "severity": *severity, "resourceId": *resource, "vulnerabilityId": *vuln, "packageName": *pkg} {
 			if v != "" {
 				q.Set(k, v)
 			}
+		}
+		for _, f := range filters {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok || k == "" {
+				return e.fail(vigil.Errorf(vigil.EINVALID, "--filter %q: want name=value", f))
+			}
+			q.Add(k, v)
+		}
+		if args[0] == "aggregate" {
+			if *by == "" {
+				return e.fail(vigil.Errorf(vigil.EINVALID, "aggregate needs --by"))
+			}
+			q.Set("by", *by)
+			var agg struct {
+				Aggregations []sqlstore.Aggregate `json:"aggregations"`
+			}
+			if err := c.do(ctx, http.MethodGet, "/v1/findings/aggregations?"+q.Encode(), nil, &agg); err != nil {
+				return e.fail(err)
+			}
+			if *format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(agg)
+				return exitOK
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "GROUP\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNTRIAGED\tTOTAL")
+			for _, a := range agg.Aggregations {
+				var key []string
+				for _, k := range []string{"account", "repository", "resourceName", "ecosystem", "name", "version", "vulnerabilityId", "layer"} {
+					if v := a.Key[k]; v != "" {
+						key = append(key, v)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", strings.Join(key, " "), a.Counts["CRITICAL"], a.Counts["HIGH"], a.Counts["MEDIUM"], a.Counts["LOW"], a.Counts["UNTRIAGED"]+a.Counts["NONE"], a.Total)
+			}
+			tw.Flush()
+			return exitOK
 		}
 		q.Set("limit", fmt.Sprint(*limit))
 		var list httpapi.FindingList
@@ -284,5 +326,110 @@ func (e *env) findings(ctx context.Context, args []string) int {
 		}
 		return exitOK
 	}
+	return exitUsage
+}
+
+func (e *env) resources(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, "Usage: vigil resources <list|get ID|tag ID k=v…|untag ID k…|delete ID> [--server URL] [--key KEY] [--type TYPE] [--format table|json]\n")
+		return exitUsage
+	}
+	fs := newFlagSet(e, "resources "+args[0], "vigil resources list|get ID|tag ID k=v…|untag ID k…|delete ID [--server URL] [--key KEY] [--type TYPE] [--format table|json]")
+	server := fs.String("server", "", "server URL (default $VIGIL_SERVER)")
+	key := fs.String("key", "", "API key (default $VIGIL_KEY)")
+	format := fs.String("format", "table", "table or json")
+	typ := fs.String("type", "", "list: host, image or function")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return exitUsage
+	}
+	if err := oneOf(*format, "table", "json"); err != nil {
+		return e.fail(err)
+	}
+	c, err := e.newClient(*server, *key)
+	if err != nil {
+		return e.fail(err)
+	}
+	printJSON := func(v any) int {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+		return exitOK
+	}
+	need := func(n int) bool {
+		if len(pos) < n {
+			fs.Usage()
+			return false
+		}
+		return true
+	}
+	switch args[0] {
+	case "list":
+		var out struct {
+			Resources []vigil.Resource `json:"resources"`
+		}
+		q := url.Values{}
+		if *typ != "" {
+			q.Set("type", *typ)
+		}
+		if err := c.do(ctx, http.MethodGet, "/v1/resources?"+q.Encode(), nil, &out); err != nil {
+			return e.fail(err)
+		}
+		if *format == "json" {
+			return printJSON(out)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTYPE\tNAME\tACCOUNT\tTAGS\tLAST SCANNED")
+		for _, r := range out.Resources {
+			var tags []string
+			for k, v := range r.Tags {
+				tags = append(tags, k+"="+v)
+			}
+			slices.Sort(tags)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Type, r.Name, r.Account, strings.Join(tags, ","), r.LastScanned.Format(time.RFC3339))
+		}
+		tw.Flush()
+		return exitOK
+	case "get":
+		if !need(1) {
+			return exitUsage
+		}
+		var r vigil.Resource
+		if err := c.do(ctx, http.MethodGet, "/v1/resources/"+url.PathEscape(pos[0]), nil, &r); err != nil {
+			return e.fail(err)
+		}
+		return printJSON(r)
+	case "tag", "untag":
+		if !need(2) {
+			return exitUsage
+		}
+		req := httpapi.TagRequest{Set: map[string]string{}}
+		for _, t := range pos[1:] {
+			if args[0] == "untag" {
+				req.Remove = append(req.Remove, t)
+				continue
+			}
+			k, v, ok := strings.Cut(t, "=")
+			if !ok || k == "" {
+				return e.fail(vigil.Errorf(vigil.EINVALID, "tag %q: want key=value", t))
+			}
+			req.Set[k] = v
+		}
+		var r vigil.Resource
+		if err := c.do(ctx, http.MethodPatch, "/v1/resources/"+url.PathEscape(pos[0])+"/tags", req, &r); err != nil {
+			return e.fail(err)
+		}
+		return printJSON(r)
+	case "delete":
+		if !need(1) {
+			return exitUsage
+		}
+		var out map[string]any
+		if err := c.do(ctx, http.MethodDelete, "/v1/resources/"+url.PathEscape(pos[0]), nil, &out); err != nil {
+			return e.fail(err)
+		}
+		return printJSON(out)
+	}
+	fs.Usage()
 	return exitUsage
 }

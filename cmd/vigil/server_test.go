@@ -132,4 +132,25 @@ func TestServerEndToEnd(t *testing.T) {
 	if len(d.History) != 3 || d.History[2].Type != "FINDING_REOPENED" || d.FirstObserved.After(d.LastObserved) {
 		t.Errorf("history: %+v", d.History)
 	}
+
+	agg := run("findings", "aggregate", "--by", "package", "--server", url, "--key", adminKey)
+	if !strings.Contains(agg, "Debian:12 libssl3 3.0.20-1~deb12u2") {
+		t.Errorf("aggregate by package:\n%s", agg)
+	}
+	res := run("resources", "list", "--server", url, "--key", adminKey, "--format", "json")
+	var rl struct {
+		Resources []struct {
+			ID   string            `json:"id"`
+			Name string            `json:"name"`
+			Tags map[string]string `json:"tags"`
+		} `json:"resources"`
+	}
+	json.Unmarshal([]byte(res), &rl)
+	if len(rl.Resources) != 1 || rl.Resources[0].Name != "debian-web" || rl.Resources[0].Tags["env"] != "prod" {
+		t.Fatalf("resources: %s", res)
+	}
+	run("resources", "tag", rl.Resources[0].ID, "owner=platform", "--server", url, "--key", adminKey)
+	if n := len(list("--filter", "resourceTag=owner=platform", "--status", "ACTIVE").Findings); n != 91 {
+		t.Errorf("%d findings by the new tag", n)
+	}
 }
