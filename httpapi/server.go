@@ -39,9 +39,18 @@ type Server struct {
 	// DB opens the vulnerability database to match with; it is reopened
 	// when the file changes.
 	DBPath string
-	// MaxBody bounds request bodies.
+	// MaxBody bounds request bodies and uploads.
 	MaxBody int64
 	Log     *slog.Logger
+	// ScanWorkers bounds the scans run at once (default 2); TempDir holds
+	// uploads until their scan ends.
+	ScanWorkers int
+	TempDir     string
+	// InsecureRegistries allows plain-HTTP registries (tests).
+	InsecureRegistries bool
+
+	once  sync.Once
+	slots chan struct{}
 
 	mu      sync.Mutex
 	db      *vulndb.DB
@@ -73,6 +82,8 @@ func (s *Server) Handler() http.Handler {
 		w.Write(openapi)
 	})
 	mux.Handle("POST /v1/inventories", s.auth(s.submitInventory))
+	mux.Handle("POST /v1/scans", s.auth(s.submitScan))
+	mux.Handle("GET /v1/scans/{id}", s.auth(s.getScan))
 	mux.Handle("GET /v1/findings", s.auth(s.listFindings))
 	mux.Handle("GET /v1/findings/{id}", s.auth(s.getFinding))
 	mux.Handle("GET /v1/findings/aggregations", s.auth(s.aggregate))

@@ -1,10 +1,12 @@
 package httpapi_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,7 +15,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/collect"
 	"github.com/vigil-project/vigil/feed"
@@ -25,6 +35,7 @@ import (
 )
 
 type fixture struct {
+	api                       *httpapi.Server
 	srv                       *httptest.Server
 	org, member, other, agent string
 	reader                    string
@@ -58,6 +69,7 @@ func setup(t *testing.T) *fixture {
 	}
 	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: 1 << 20}
 	f := &fixture{
+		api: api,
 		srv: httptest.NewServer(api.Handler()),
 		org: key("org", vigil.RoleAdmin), member: key("team", vigil.RoleAnalyst), other: key("other", vigil.RoleAdmin),
 		agent: key("team", vigil.RoleAgent), reader: key("team", vigil.RoleReadOnly),
@@ -80,6 +92,7 @@ func setup(t *testing.T) *fixture {
 func (f *fixture) call(t *testing.T, method, path, key string, body any) (int, []byte, http.Header) {
 	t.Helper()
 	var rd io.Reader
+	ctype := ""
 	switch b := body.(type) {
 	case nil:
 	case []byte:
@@ -87,8 +100,12 @@ func (f *fixture) call(t *testing.T, method, path, key string, body any) (int, [
 	default:
 		data, _ := json.Marshal(b)
 		rd = bytes.NewReader(data)
+		ctype = "application/json"
 	}
 	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -322,5 +339,108 @@ func TestResourcesAndAggregationsOverHTTP(t *testing.T) {
 	_, body, _ = f.call(t, "GET", "/v1/findings?status=CLOSED", f.member, nil)
 	if strings.Count(string(body), `"CLOSED"`) != 2 {
 		t.Errorf("findings of the deleted resource: %s", body)
+	}
+}
+
+func waitScan(t *testing.T, f *fixture, key, id string) sqlstore.Scan {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body, _ := f.call(t, "GET", "/v1/scans/"+id, key, nil)
+		var sc sqlstore.Scan
+		json.Unmarshal(body, &sc)
+		if sc.Status == sqlstore.ScanDone || sc.Status == sqlstore.ScanFailed {
+			return sc
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the scan did not end")
+	return sqlstore.Scan{}
+}
+
+// A one-layer Debian image with an old libssl3, as a docker-archive.
+func debianImage(t *testing.T) (v1.Image, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct{ name, body string }{
+		{"etc/os-release", "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"},
+		{"var/lib/dpkg/status", "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u2\n\n"},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	layerBytes := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerBytes)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	tag, _ := name.NewTag("example.com/debian:12")
+	if err := tarball.Write(tag, img, &out); err != nil {
+		t.Fatal(err)
+	}
+	return img, out.Bytes()
+}
+
+func TestScansOfUploadsAndRegistries(t *testing.T) {
+	f := setup(t)
+	img, archive := debianImage(t)
+
+	code, body, hdr := f.call(t, "POST", "/v1/scans?name=debian-12&tag=env%3Dprod", f.agent, archive)
+	var sc sqlstore.Scan
+	json.Unmarshal(body, &sc)
+	if code != 202 || sc.Status != sqlstore.ScanQueued || hdr.Get("Location") != "/v1/scans/"+sc.ID {
+		t.Fatalf("upload: %d %s", code, body)
+	}
+	done := waitScan(t, f, f.agent, sc.ID)
+	if done.Status != sqlstore.ScanDone || done.Findings != 1 || done.ResourceID == "" {
+		t.Fatalf("upload scan: %+v", done)
+	}
+	_, body, _ = f.call(t, "GET", "/v1/findings?resourceId="+done.ResourceID, f.member, nil)
+	if !strings.Contains(string(body), "CVE-2024-5535") {
+		t.Errorf("findings of the uploaded image: %s", body)
+	}
+
+	// A registry image, by reference.
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	ref, _ := name.ParseReference(host + "/debian:12")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	f.api.InsecureRegistries = true
+	code, body, _ = f.call(t, "POST", "/v1/scans", f.member, httpapi.ScanRequest{Image: host + "/debian:12"})
+	json.Unmarshal(body, &sc)
+	if code != 202 {
+		t.Fatalf("registry scan: %d %s", code, body)
+	}
+	if done := waitScan(t, f, f.member, sc.ID); done.Status != sqlstore.ScanDone || done.Findings != 1 {
+		t.Errorf("registry scan: %+v", done)
+	}
+
+	// Failures: a clear reason in the scan; refusals before any work.
+	code, body, _ = f.call(t, "POST", "/v1/scans?name=broken", f.member, []byte("this is not an archive"))
+	json.Unmarshal(body, &sc)
+	if failed := waitScan(t, f, f.member, sc.ID); failed.Status != sqlstore.ScanFailed || failed.Error == "" {
+		t.Errorf("bad upload: %+v", failed)
+	}
+	if code, _, _ := f.call(t, "POST", "/v1/scans?name=x", f.reader, archive); code != 403 {
+		t.Errorf("read-only scan: %d", code)
+	}
+	if code, _, _ := f.call(t, "POST", "/v1/scans", f.member, archive); code != 400 {
+		t.Errorf("upload without a name: %d", code)
+	}
+	if code, _, _ := f.call(t, "POST", "/v1/scans?name=big", f.member, bytes.Repeat([]byte("x"), 2<<20)); code != 413 {
+		t.Errorf("oversized upload: %d", code)
+	}
+	if code, _, _ := f.call(t, "GET", "/v1/scans/"+sc.ID, f.other, nil); code != 404 {
+		t.Errorf("another account reads a scan: %d", code)
 	}
 }

@@ -74,6 +74,11 @@ func (e *env) server(ctx context.Context, args []string) int {
 	}
 	defer store.Close()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	if n, err := store.FailInterrupted(ctx); err != nil {
+		return e.fail(err)
+	} else if n > 0 {
+		log.Warn("scans interrupted by the last stop marked failed", "count", n)
+	}
 	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: *maxUpload, Log: log}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
