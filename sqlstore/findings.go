@@ -644,3 +644,26 @@ func (s *Store) DeleteResource(ctx context.Context, p vigil.Principal, id string
 	}
 	return res.Events, tx.Commit()
 }
+
+// PurgeClosed deletes findings closed before a time, with their packages
+// and events: the retention of closed findings. It returns how many went.
+func (s *Store) PurgeClosed(ctx context.Context, before time.Time) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	cut := micros(before)
+	old := "SELECT id FROM findings WHERE status = 'CLOSED' AND closed_at < ?"
+	for _, q := range []string{"DELETE FROM finding_packages WHERE finding_id IN (" + old + ")", "DELETE FROM events WHERE finding_id IN (" + old + ")"} {
+		if _, err := tx.ExecContext(ctx, s.q(q), cut); err != nil {
+			return 0, err
+		}
+	}
+	res, err := tx.ExecContext(ctx, s.q("DELETE FROM findings WHERE status = 'CLOSED' AND closed_at < ?"), cut)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
+}

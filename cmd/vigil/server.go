@@ -58,7 +58,8 @@ func (e *env) server(ctx context.Context, args []string) int {
 	fs := newFlagSet(e, "server", "vigil server [--listen ADDR] [--data-dir DIR | --database URL] [--db PATH] [--max-upload BYTES]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dbFlag := fs.String("db", "", "vulnerability database (default $VIGIL_DB, else the user cache directory)")
-	maxUpload := fs.Int64("max-upload", 64<<20, "largest request body, in bytes")
+	maxUpload := fs.Int64("max-upload", 1<<30, "largest request body or upload, in bytes")
+	retention := fs.Duration("closed-retention", 0, "delete closed findings this long after they closed (default: keep them)")
 	var sf storeFlags
 	sf.register(fs)
 	if pos, err := parseFlags(fs, args); err != nil || len(pos) > 0 {
@@ -83,6 +84,22 @@ func (e *env) server(ctx context.Context, args []string) int {
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return e.fail(err)
+	}
+	if *retention > 0 {
+		go func() {
+			for {
+				if n, err := store.PurgeClosed(ctx, time.Now().Add(-*retention)); err != nil {
+					log.Error("purging closed findings", "err", err)
+				} else if n > 0 {
+					log.Info("closed findings purged", "count", n)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Hour):
+				}
+			}
+		}()
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(e.stderr, "vigil server listening on http://%s\n", ln.Addr())

@@ -183,6 +183,20 @@ func testLifecycle(t *testing.T, s *sqlstore.Store) {
 	if f := must2(t, s, reader, sqlstore.FindingFilter{PackageName: "lodash", VulnID: "cve-1"}); len(f) != 1 {
 		t.Errorf("by package and vulnerability: %+v", f)
 	}
+
+	// Retention: closed findings older than the cut go, with their history;
+	// others stay.
+	c.t = c.t.Add(time.Hour)
+	must(s.SubmitInventory(ctx, agent, spec, inventory("sha256:4"), []vigil.Finding{finding("CVE-1", "HIGH", "lodash")}, 4))
+	if n := must(s.PurgeClosed(ctx, c.t.Add(-time.Minute))); n != 0 {
+		t.Errorf("purged %d findings closed after the cut", n)
+	}
+	if n := must(s.PurgeClosed(ctx, c.t.Add(time.Minute))); n != 1 {
+		t.Errorf("purged %d findings, want 1", n)
+	}
+	if got := must2(t, s, reader, sqlstore.FindingFilter{}); len(got) != 1 || got[0].Finding.Vulnerability.ID != "CVE-1" {
+		t.Errorf("after the purge: %+v", got)
+	}
 }
 
 func must2(t *testing.T, s *sqlstore.Store, p vigil.Principal, f sqlstore.FindingFilter) []reconcile.Stored {
