@@ -192,53 +192,77 @@ func (s *Store) resourceFindings(ctx context.Context, tx *sql.Tx, resource strin
 }
 
 // writeFindings applies a reconciliation: upserts the findings it
-// changes, their package index, and appends its events.
+// changes, their package index, and appends its events, in statements of
+// many rows each (one round trip per hundred rows, not per row).
 func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, res reconcile.Result) error {
-	for _, f := range res.Write {
-		body, err := json.Marshal(f)
-		if err != nil {
-			return err
-		}
-		var epss *float64
-		if f.Finding.EPSS != nil {
-			epss = &f.Finding.EPSS.Score
-		}
-		var closed *int64
-		if f.ClosedAt != nil {
-			v := micros(*f.ClosedAt)
-			closed = &v
-		}
-		kev := 0
-		if f.Finding.KEV != nil {
-			kev = 1
+	const chunk = 100
+	for start := 0; start < len(res.Write); start += chunk {
+		part := res.Write[start:min(start+chunk, len(res.Write))]
+		var rows []string
+		var args []any
+		var ids []any
+		for _, f := range part {
+			body, err := json.Marshal(f)
+			if err != nil {
+				return err
+			}
+			var epss *float64
+			if f.Finding.EPSS != nil {
+				epss = &f.Finding.EPSS.Score
+			}
+			var closed *int64
+			if f.ClosedAt != nil {
+				v := micros(*f.ClosedAt)
+				closed = &v
+			}
+			kev := 0
+			if f.Finding.KEV != nil {
+				kev = 1
+			}
+			rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, f.ID, accountID, f.Resource, f.Finding.Vulnerability.ID, f.Type, f.Status, f.Finding.Severity, score.Rank(f.Finding.Severity),
+				f.Finding.Score, epss, kev, f.Finding.FixAvailable, f.Finding.Vulnerability.Title,
+				micros(f.FirstObserved), micros(f.LastObserved), micros(f.Updated), closed, f.DBRevision, string(body))
+			ids = append(ids, f.ID)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO findings(id, account_id, resource_id, vuln_id, type, status, severity, severity_rank, score, epss, kev,
 			fix_available, title, first_observed, last_observed, updated_at, closed_at, db_revision, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES `+strings.Join(rows, ", ")+`
 			ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, severity_rank = excluded.severity_rank,
 			score = excluded.score, epss = excluded.epss, kev = excluded.kev, fix_available = excluded.fix_available, title = excluded.title,
 			last_observed = excluded.last_observed, updated_at = excluded.updated_at, closed_at = excluded.closed_at,
-			db_revision = excluded.db_revision, body = excluded.body`),
-			f.ID, accountID, f.Resource, f.Finding.Vulnerability.ID, f.Type, f.Status, f.Finding.Severity, score.Rank(f.Finding.Severity),
-			f.Finding.Score, epss, kev, f.Finding.FixAvailable, f.Finding.Vulnerability.Title,
-			micros(f.FirstObserved), micros(f.LastObserved), micros(f.Updated), closed, f.DBRevision, string(body)); err != nil {
-			return fmt.Errorf("sqlstore: finding: %w", err)
+			db_revision = excluded.db_revision, body = excluded.body`), args...); err != nil {
+			return fmt.Errorf("sqlstore: findings: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_packages WHERE finding_id = ?"), f.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_packages WHERE finding_id IN ("+placeholders(len(ids))+")"), ids...); err != nil {
 			return err
 		}
-		for _, pkg := range f.Finding.Packages {
-			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO finding_packages(finding_id, ecosystem, name, version, layer) VALUES (?, ?, ?, ?, ?)"),
-				f.ID, pkg.Ecosystem, pkg.Name, pkg.Version, pkg.Layer); err != nil {
-				return err
+		rows, args = rows[:0], args[:0]
+		for _, f := range part {
+			for _, pkg := range f.Finding.Packages {
+				rows = append(rows, "(?, ?, ?, ?, ?)")
+				args = append(args, f.ID, pkg.Ecosystem, pkg.Name, pkg.Version, pkg.Layer)
 			}
 		}
+		for len(rows) > 0 {
+			n := min(len(rows), 500)
+			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO finding_packages(finding_id, ecosystem, name, version, layer) VALUES "+strings.Join(rows[:n], ", ")), args[:n*5]...); err != nil {
+				return fmt.Errorf("sqlstore: finding packages: %w", err)
+			}
+			rows, args = rows[n:], args[n*5:]
+		}
 	}
-	for _, e := range res.Events {
-		body, _ := json.Marshal(e)
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO events(account_id, resource_id, finding_id, type, at, body) VALUES (?, ?, ?, ?, ?, ?)"),
-			accountID, e.Resource, e.FindingID, e.Type, micros(e.At), string(body)); err != nil {
-			return fmt.Errorf("sqlstore: event: %w", err)
+	for start := 0; start < len(res.Events); start += chunk {
+		part := res.Events[start:min(start+chunk, len(res.Events))]
+		var rows []string
+		var args []any
+		for _, e := range part {
+			body, _ := json.Marshal(e)
+			rows = append(rows, "(?, ?, ?, ?, ?, ?)")
+			args = append(args, accountID, e.Resource, e.FindingID, e.Type, micros(e.At), string(body))
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO events(account_id, resource_id, finding_id, type, at, body) VALUES "+strings.Join(rows, ", ")), args...); err != nil {
+			return fmt.Errorf("sqlstore: events: %w", err)
 		}
 	}
 	return nil
