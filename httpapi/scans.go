@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net"
+
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/collect"
@@ -44,11 +48,17 @@ func (s *Server) startScans() {
 }
 
 func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
-	if p.Role == vigil.RoleReadOnly {
-		problem(w, r, vigil.Errorf(vigil.EFORBIDDEN, "a read-only key cannot submit scans"))
+	// Agents submit inventories only; scans make the server read archives
+	// and reach registries.
+	if p.Role != vigil.RoleAdmin && p.Role != vigil.RoleAnalyst {
+		problem(w, r, vigil.Errorf(vigil.EFORBIDDEN, "a key with the %s role cannot submit scans", p.Role))
 		return
 	}
 	s.startScans()
+	if s.pending.Load() >= int64(cap(s.slots)*8) {
+		problem(w, r, vigil.Errorf(vigil.EUNAVAILABLE, "too many scans waiting: try again later"))
+		return
+	}
 	var req ScanRequest
 	var path string
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
@@ -56,8 +66,8 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 			problem(w, r, err)
 			return
 		}
-		if req.Image == "" || !source.IsImageRef(req.Image) {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "image %q: want a registry reference such as registry.example.com/app:1", req.Image))
+		if err := s.checkRegistry(req.Image); err != nil {
+			problem(w, r, err)
 			return
 		}
 		if req.Type == "" {
@@ -122,6 +132,7 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 		problem(w, r, err)
 		return
 	}
+	s.pending.Add(1)
 	go s.runScan(p, sc, req, path)
 	w.Header().Set("Location", "/v1/scans/"+sc.ID)
 	writeJSON(w, http.StatusAccepted, sc)
@@ -129,6 +140,7 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 
 // runScan reads, matches and stores one scan's target.
 func (s *Server) runScan(p vigil.Principal, sc *sqlstore.Scan, req ScanRequest, path string) {
+	defer s.pending.Add(-1)
 	s.slots <- struct{}{}
 	defer func() { <-s.slots }()
 	if path != "" {
@@ -145,11 +157,11 @@ func (s *Server) runScan(p vigil.Principal, sc *sqlstore.Scan, req ScanRequest, 
 		}
 		s.Store.UpdateScan(ctx, sc.ID, sqlstore.ScanFailed, "", 0, msg)
 	}
-	ref := req.Image
+	ref, opts := req.Image, source.Options{Type: "registry", Insecure: s.InsecureRegistries}
 	if path != "" {
-		ref = path
+		ref, opts = path, source.Options{}
 	}
-	t, err := source.Open(ctx, ref, source.Options{Insecure: s.InsecureRegistries})
+	t, err := source.Open(ctx, ref, opts)
 	if err != nil {
 		fail(err)
 		return
@@ -200,4 +212,31 @@ func (s *Server) getScan(w http.ResponseWriter, r *http.Request, p vigil.Princip
 		return
 	}
 	writeJSON(w, http.StatusOK, sc)
+}
+
+// checkRegistry accepts a registry reference whose host is not on this
+// machine's or a private network, unless the operator allows those: a scan
+// must not make the server a way into networks its users cannot reach.
+func (s *Server) checkRegistry(image string) error {
+	ref, err := name.ParseReference(image)
+	if err != nil || image == "" {
+		return vigil.Errorf(vigil.EINVALID, "image %q: want a registry reference such as registry.example.com/app:1", image)
+	}
+	if s.InsecureRegistries || s.AllowPrivateRegistries {
+		return nil
+	}
+	host := ref.Context().RegistryStr()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return vigil.Errorf(vigil.EINVALID, "image %q: registry host %s does not resolve", image, host)
+	}
+	for _, ip := range ips {
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() {
+			return vigil.Errorf(vigil.EFORBIDDEN, "image %q: registry %s is on a local or private network (the server allows that with --allow-private-registries)", image, host)
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -46,11 +47,17 @@ type Server struct {
 	// uploads until their scan ends.
 	ScanWorkers int
 	TempDir     string
-	// InsecureRegistries allows plain-HTTP registries (tests).
-	InsecureRegistries bool
+	// InsecureRegistries allows plain-HTTP registries on any network
+	// (tests); AllowPrivateRegistries allows registries on loopback and
+	// private networks.
+	InsecureRegistries     bool
+	AllowPrivateRegistries bool
+	// MaxJSON bounds JSON bodies (an inventory), apart from uploads.
+	MaxJSON int64
 
-	once  sync.Once
-	slots chan struct{}
+	once    sync.Once
+	slots   chan struct{}
+	pending atomic.Int64
 
 	mu      sync.Mutex
 	db      *vulndb.DB
@@ -67,6 +74,9 @@ type ctxKey struct{}
 func (s *Server) Handler() http.Handler {
 	if s.MaxBody <= 0 {
 		s.MaxBody = 64 << 20
+	}
+	if s.MaxJSON <= 0 {
+		s.MaxJSON = min(s.MaxBody, 32<<20)
 	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -198,7 +208,7 @@ type SubmitResponse struct {
 
 func (s *Server) submitInventory(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
 	var req SubmitRequest
-	if err := decode(w, r, s.MaxBody, &req); err != nil {
+	if err := decode(w, r, s.MaxJSON, &req); err != nil {
 		problem(w, r, err)
 		return
 	}
@@ -312,7 +322,7 @@ func parseFilter(raw string, allowed []string) (sqlstore.FindingFilter, url.Valu
 	}{{"epssMin", &f.EPSSMin, 0, 1}, {"epssMax", &f.EPSSMax, 0, 1}, {"scoreMin", &f.ScoreMin, 0, 10}, {"scoreMax", &f.ScoreMax, 0, 10}} {
 		if v := q.Get(r.name); v != "" {
 			x, err := strconv.ParseFloat(v, 64)
-			if err != nil || x < r.min || x > r.max {
+			if err != nil || math.IsNaN(x) || x < r.min || x > r.max {
 				return f, nil, vigil.Errorf(vigil.EINVALID, "%s %q: want a number from %g to %g", r.name, v, r.min, r.max)
 			}
 			*r.dst = &x
@@ -336,6 +346,14 @@ func parseFilter(raw string, allowed []string) (sqlstore.FindingFilter, url.Valu
 		hi, _ := strconv.ParseFloat(q.Get(pair[1]), 64)
 		if q.Get(pair[0]) != "" && q.Get(pair[1]) != "" && lo > hi {
 			return f, nil, vigil.Errorf(vigil.EINVALID, "%s is above %s", pair[0], pair[1])
+		}
+	}
+	for _, r := range []struct {
+		name     string
+		from, to time.Time
+	}{{"firstObserved", f.FirstObservedFrom, f.FirstObservedTo}, {"lastObserved", f.LastObservedFrom, f.LastObservedTo}, {"updated", f.UpdatedFrom, f.UpdatedTo}} {
+		if !r.from.IsZero() && !r.to.IsZero() && r.from.After(r.to) {
+			return f, nil, vigil.Errorf(vigil.EINVALID, "%sFrom is after %sTo", r.name, r.name)
 		}
 	}
 	if l := q.Get("limit"); l != "" {
@@ -436,6 +454,12 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, p vigil.Prin
 }
 
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
+	for k := range r.URL.Query() {
+		if k != "type" {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: type)", k))
+			return
+		}
+	}
 	typ := r.URL.Query().Get("type")
 	if typ != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, typ) {
 		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", typ))
@@ -506,6 +530,10 @@ func problem(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	} else if errors.Is(err, context.Canceled) {
 		p.Status, p.Detail = 499, "request canceled"
+	}
+	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
+		// The detail stays here, in the log.
+		slog.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	p.Title = http.StatusText(p.Status)
 	p.Type = "https://github.com/vigil-project/vigil/blob/main/docs/api.md#" + p.Code

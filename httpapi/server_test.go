@@ -225,6 +225,10 @@ func TestErrorsAreProblems(t *testing.T) {
 		{"unknown filter", "GET", "/v1/findings?colour=red", f.member, nil, 400},
 		{"bad severity", "GET", "/v1/findings?severity=SEVERE", f.member, nil, 400},
 		{"bad limit", "GET", "/v1/findings?limit=0", f.member, nil, 400},
+		{"NaN bound", "GET", "/v1/findings?epssMin=NaN", f.member, nil, 400},
+		{"inverted time range", "GET", "/v1/findings?lastObservedFrom=2026-02-01T00:00:00Z&lastObservedTo=2026-01-01T00:00:00Z", f.member, nil, 400},
+		{"unknown resource parameter", "GET", "/v1/resources?bogus=1", f.member, nil, 400},
+		{"bad tag", "POST", "/v1/inventories", f.member, httpapi.SubmitRequest{Type: "host", Name: "h", Tags: map[string]string{"": "x"}, Inventory: f.inventory}, 400},
 		{"bad cursor", "GET", "/v1/findings?cursor=garbage!", f.member, nil, 400},
 		{"malformed query", "GET", "/v1/findings?cursor=%%%", f.member, nil, 400},
 		{"unknown finding", "GET", "/v1/findings/nope", f.member, nil, 404},
@@ -392,13 +396,16 @@ func TestScansOfUploadsAndRegistries(t *testing.T) {
 	f := setup(t)
 	img, archive := debianImage(t)
 
-	code, body, hdr := f.call(t, "POST", "/v1/scans?name=debian-12&tag=env%3Dprod", f.agent, archive)
+	if code, _, _ := f.call(t, "POST", "/v1/scans?name=debian-12", f.agent, archive); code != 403 {
+		t.Errorf("agent key scanned: %d", code)
+	}
+	code, body, hdr := f.call(t, "POST", "/v1/scans?name=debian-12&tag=env%3Dprod", f.member, archive)
 	var sc sqlstore.Scan
 	json.Unmarshal(body, &sc)
 	if code != 202 || sc.Status != sqlstore.ScanQueued || hdr.Get("Location") != "/v1/scans/"+sc.ID {
 		t.Fatalf("upload: %d %s", code, body)
 	}
-	done := waitScan(t, f, f.agent, sc.ID)
+	done := waitScan(t, f, f.member, sc.ID)
 	if done.Status != sqlstore.ScanDone || done.Findings != 1 || done.ResourceID == "" {
 		t.Fatalf("upload scan: %+v", done)
 	}
@@ -414,6 +421,10 @@ func TestScansOfUploadsAndRegistries(t *testing.T) {
 	ref, _ := name.ParseReference(host + "/debian:12")
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatal(err)
+	}
+	// A registry on this machine is refused unless the operator allows it.
+	if code, body, _ := f.call(t, "POST", "/v1/scans", f.member, httpapi.ScanRequest{Image: host + "/debian:12"}); code != 403 || !strings.Contains(string(body), "private network") {
+		t.Errorf("loopback registry: %d %s", code, body)
 	}
 	f.api.InsecureRegistries = true
 	code, body, _ = f.call(t, "POST", "/v1/scans", f.member, httpapi.ScanRequest{Image: host + "/debian:12"})

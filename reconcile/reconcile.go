@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +70,8 @@ type Event struct {
 	Changes []string `json:"changes,omitempty"`
 	From    string   `json:"from,omitempty"`
 	To      string   `json:"to,omitempty"`
+	// Values holds each changed field's old and new value, as text.
+	Values map[string][2]string `json:"values,omitempty"`
 }
 
 // FindingID is a finding's stable id: account, resource and vulnerability,
@@ -133,19 +136,19 @@ func Reconcile(in Input) Result {
 		case old.Status == Closed:
 			next.ClosedAt = nil
 			next.Updated = now
-			res.Events = append(res.Events, event(Reopened, next, now, changes, Closed, status))
+			res.Events = append(res.Events, withValues(event(Reopened, next, now, append([]string{"status"}, changes...), Closed, status), old.Finding, m))
 		case old.Status != status:
 			next.Updated = now
 			typ := Suppress
 			if status == Active {
 				typ = Unsuppress
 			}
-			res.Events = append(res.Events, event(typ, next, now, changes, old.Status, status))
+			res.Events = append(res.Events, withValues(event(typ, next, now, changes, old.Status, status), old.Finding, m))
 		case len(changes) > 0:
 			next.Updated = now
-			res.Events = append(res.Events, event(Updated, next, now, changes, "", ""))
+			res.Events = append(res.Events, withValues(event(Updated, next, now, changes, "", ""), old.Finding, m))
 		}
-		if old.Status != Closed && escalated(old.Finding, m) {
+		if escalated(old.Finding, m) {
 			res.Events = append(res.Events, event(Escalated, next, now, changes, old.Finding.Severity, m.Severity))
 		}
 		res.Write = append(res.Write, next)
@@ -196,6 +199,54 @@ func mergeSplit(ms []vigil.Finding) []vigil.Finding {
 func event(typ string, s Stored, now time.Time, changes []string, from, to string) Event {
 	return Event{Type: typ, FindingID: s.ID, Account: s.Account, Resource: s.Resource, VulnID: s.Finding.Vulnerability.ID,
 		At: now, Changes: changes, From: from, To: to}
+}
+
+// withValues records the old and new value of each changed field.
+func withValues(e Event, a, b vigil.Finding) Event {
+	vals := map[string][2]string{}
+	for _, c := range e.Changes {
+		switch c {
+		case "severity":
+			vals[c] = [2]string{a.Severity, b.Severity}
+		case "score":
+			vals[c] = [2]string{num(a.Score), num(b.Score)}
+		case "epss":
+			vals[c] = [2]string{num(epssPtr(a)), num(epssPtr(b))}
+		case "kev":
+			vals[c] = [2]string{strconv.FormatBool(a.KEV != nil), strconv.FormatBool(b.KEV != nil)}
+		case "fixAvailable":
+			vals[c] = [2]string{a.FixAvailable, b.FixAvailable}
+		case "packages":
+			vals[c] = [2]string{packageList(a.Packages), packageList(b.Packages)}
+		}
+	}
+	if len(vals) > 0 {
+		e.Values = vals
+	}
+	return e
+}
+
+func num(f *float64) string {
+	if f == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f, 'f', -1, 64)
+}
+
+func epssPtr(f vigil.Finding) *float64 {
+	if f.EPSS == nil {
+		return nil
+	}
+	return &f.EPSS.Score
+}
+
+func packageList(ps []vigil.VulnerablePackage) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name+" "+p.Version)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // diff names what changed between two observations of a finding.

@@ -86,6 +86,14 @@ func TestLifecycle(t *testing.T) {
 	if w["CVE-2"].Status != Active || w["CVE-2"].ClosedAt != nil || !w["CVE-2"].FirstObserved.Equal(t0) {
 		t.Errorf("reopened: %+v", w["CVE-2"])
 	}
+	for _, e := range r.Events {
+		if e.Type == Updated && e.Values["kev"] != [2]string{"false", "true"} {
+			t.Errorf("update values: %+v", e.Values)
+		}
+		if e.Type == Reopened && e.Changes[0] != "status" {
+			t.Errorf("reopen changes: %q", e.Changes)
+		}
+	}
 	stored = merge(stored, r.Write)
 
 	// A rule suppresses CVE-2, then is lifted.

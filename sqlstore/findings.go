@@ -73,32 +73,40 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 		account = spec.Account
 	}
 	now := s.Now()
-	tags := spec.Tags
-	if tags == nil {
-		tags = map[string]string{}
+	if err := checkTags(spec.Tags); err != nil {
+		return nil, err
 	}
-	tagJSON, _ := json.Marshal(tags)
 	details, _ := json.Marshal(vigil.ResourceDetails{OS: inv.OS, Image: inv.Image, Function: inv.Function})
 
-	var id string
-	var first int64
-	err = tx.QueryRowContext(ctx, s.q("SELECT id, first_seen FROM resources WHERE account_id = ? AND type = ? AND name = ?"), accountID, spec.Type, spec.Name).Scan(&id, &first)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		id, first = newID(), micros(now)
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO resources(id, account_id, type, name, tags, details, first_seen, last_scanned, inventory_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			id, accountID, spec.Type, spec.Name, string(tagJSON), string(details), first, micros(now), inv.Digest); err != nil {
-			return nil, fmt.Errorf("sqlstore: resource: %w", err)
-		}
-	case err != nil:
-		return nil, err
-	default:
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE resources SET tags = ?, details = ?, last_scanned = ?, inventory_digest = ? WHERE id = ?`),
-			string(tagJSON), string(details), micros(now), inv.Digest, id); err != nil {
-			return nil, fmt.Errorf("sqlstore: resource: %w", err)
-		}
+	// Create the resource if it is new; concurrent first submissions of one
+	// resource meet at the unique key instead of failing.
+	emptyTags, _ := json.Marshal(map[string]string{})
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO resources(id, account_id, type, name, tags, details, first_seen, last_scanned, inventory_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, type, name) DO NOTHING`),
+		newID(), accountID, spec.Type, spec.Name, string(emptyTags), string(details), micros(now), micros(now), inv.Digest); err != nil {
+		return nil, fmt.Errorf("sqlstore: resource: %w", err)
 	}
-
+	var id, tagJSON string
+	var first int64
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE"
+	}
+	if err := tx.QueryRowContext(ctx, s.q("SELECT id, first_seen, tags FROM resources WHERE account_id = ? AND type = ? AND name = ?"+lock), accountID, spec.Type, spec.Name).Scan(&id, &first, &tagJSON); err != nil {
+		return nil, fmt.Errorf("sqlstore: resource: %w", err)
+	}
+	// A submission adds its tags; it never removes those set before (by
+	// the API, by another submitter).
+	tags := map[string]string{}
+	json.Unmarshal([]byte(tagJSON), &tags)
+	for k, v := range spec.Tags {
+		tags[k] = v
+	}
+	merged, _ := json.Marshal(tags)
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE resources SET tags = ?, details = ?, last_scanned = ?, inventory_digest = ? WHERE id = ?`),
+		string(merged), string(details), micros(now), inv.Digest, id); err != nil {
+		return nil, fmt.Errorf("sqlstore: resource: %w", err)
+	}
 	if err := s.setTags(ctx, tx, id, tags); err != nil {
 		return nil, err
 	}
@@ -159,6 +167,19 @@ func (s *Store) setTags(ctx context.Context, tx *sql.Tx, resource string, tags m
 	for k, v := range tags {
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO resource_tags(resource_id, key, value) VALUES (?, ?, ?)"), resource, k, v); err != nil {
 			return fmt.Errorf("sqlstore: tags: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkTags bounds tag keys and values.
+func checkTags(tags map[string]string) error {
+	if len(tags) > 50 {
+		return vigil.Errorf(vigil.EINVALID, "at most 50 tags")
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 128 || len(v) > 256 || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return vigil.Errorf(vigil.EINVALID, "tag %q: keys of 1 to 128 characters without '=', values up to 256", k)
 		}
 	}
 	return nil
@@ -448,7 +469,8 @@ func (s *Store) findingWhere(p vigil.Principal, f FindingFilter) ([]string, []an
 		}
 	}
 	if f.TitleContains != "" {
-		eq("LOWER(f.title) LIKE ?", "%"+strings.ToLower(strings.NewReplacer("%", "", "_", "").Replace(f.TitleContains))+"%")
+		esc := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(f.TitleContains))
+		eq(`LOWER(f.title) LIKE ? ESCAPE '\'`, "%"+esc+"%")
 	}
 	return where, args
 }
@@ -593,13 +615,13 @@ func (s *Store) Resource(ctx context.Context, p vigil.Principal, id string) (*vi
 	return nil, vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", id)
 }
 
-// TagResource sets (value non-nil) or removes (nil) tags of a resource.
+// TagResource sets and removes tags of a resource; other tags are left as
+// they are, whoever set them meanwhile.
 func (s *Store) TagResource(ctx context.Context, p vigil.Principal, id string, set map[string]string, remove []string) (*vigil.Resource, error) {
 	if p.Role != vigil.RoleAdmin && p.Role != vigil.RoleAnalyst {
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "a %s key cannot tag resources", p.Role)
 	}
-	r, err := s.Resource(ctx, p, id)
-	if err != nil {
+	if err := checkTags(set); err != nil {
 		return nil, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -607,26 +629,38 @@ func (s *Store) TagResource(ctx context.Context, p vigil.Principal, id string, s
 		return nil, err
 	}
 	defer tx.Rollback()
-	if r.Tags == nil {
-		r.Tags = map[string]string{}
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE"
 	}
+	var tagJSON string
+	err = tx.QueryRowContext(ctx, s.q("SELECT tags FROM resources WHERE id = ? AND inventory_digest <> '' AND account_id IN ("+placeholders(len(p.Visible))+")"+lock),
+		append([]any{id}, ids(p.Visible)...)...).Scan(&tagJSON)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tags := map[string]string{}
+	json.Unmarshal([]byte(tagJSON), &tags)
 	for k, v := range set {
-		if k == "" || len(k) > 128 || len(v) > 256 {
-			return nil, vigil.Errorf(vigil.EINVALID, "tag %q=%q: keys of 1 to 128 characters, values up to 256", k, v)
-		}
-		r.Tags[k] = v
+		tags[k] = v
 	}
 	for _, k := range remove {
-		delete(r.Tags, k)
+		delete(tags, k)
 	}
-	tags, _ := json.Marshal(r.Tags)
-	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET tags = ? WHERE id = ?"), string(tags), id); err != nil {
+	b, _ := json.Marshal(tags)
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET tags = ? WHERE id = ?"), string(b), id); err != nil {
 		return nil, err
 	}
-	if err := s.setTags(ctx, tx, id, r.Tags); err != nil {
+	if err := s.setTags(ctx, tx, id, tags); err != nil {
 		return nil, err
 	}
-	return r, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return s.Resource(ctx, p, id)
 }
 
 // DeleteResource deletes a resource and its inventory; its findings close
@@ -635,24 +669,30 @@ func (s *Store) DeleteResource(ctx context.Context, p vigil.Principal, id string
 	if p.Role != vigil.RoleAdmin && p.Role != vigil.RoleAnalyst {
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "a %s key cannot delete resources", p.Role)
 	}
-	r, err := s.Resource(ctx, p, id)
-	if err != nil {
-		return nil, err
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE"
+	}
 	var accountID int64
-	if err := tx.QueryRowContext(ctx, s.q("SELECT account_id FROM resources WHERE id = ?"), id).Scan(&accountID); err != nil {
+	var account string
+	err = tx.QueryRowContext(ctx, s.q("SELECT r.account_id, a.name FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id = ? AND r.inventory_digest <> '' AND r.account_id IN ("+placeholders(len(p.Visible))+")"+lock),
+		append([]any{id}, ids(p.Visible)...)...).Scan(&accountID, &account)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", id)
+	}
+	if err != nil {
 		return nil, err
 	}
 	stored, err := s.resourceFindings(ctx, tx, id)
 	if err != nil {
 		return nil, err
 	}
-	res := reconcile.Reconcile(reconcile.Input{Account: r.Account, Resource: id, Stored: stored, Now: s.Now()})
+	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: id, Stored: stored, Now: s.Now()})
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
 		return nil, err
 	}

@@ -329,3 +329,16 @@ func isUnique(err error) bool {
 	s := strings.ToLower(err.Error())
 	return strings.Contains(s, "unique") || strings.Contains(s, "duplicate key")
 }
+
+// RevokeKeyByID revokes any key: for the operator's `vigil admin`, which
+// works on the database directly.
+func (s *Store) RevokeKeyByID(ctx context.Context, id int64) error {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"), micros(s.Now()), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return vigil.Errorf(vigil.ENOTFOUND, "no active key %d", id)
+	}
+	return nil
+}

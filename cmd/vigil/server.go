@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,7 +59,9 @@ func (e *env) server(ctx context.Context, args []string) int {
 	fs := newFlagSet(e, "server", "vigil server [--listen ADDR] [--data-dir DIR | --database URL] [--db PATH] [--max-upload BYTES]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dbFlag := fs.String("db", "", "vulnerability database (default $VIGIL_DB, else the user cache directory)")
-	maxUpload := fs.Int64("max-upload", 1<<30, "largest request body or upload, in bytes")
+	maxUpload := fs.Int64("max-upload", 1<<30, "largest upload (an archive to scan), in bytes")
+	maxJSON := fs.Int64("max-json", 32<<20, "largest JSON body (an inventory), in bytes")
+	allowPrivate := fs.Bool("allow-private-registries", false, "let scans reach registries on loopback and private networks")
 	retention := fs.Duration("closed-retention", 0, "delete closed findings this long after they closed (default: keep them)")
 	var sf storeFlags
 	sf.register(fs)
@@ -80,7 +83,8 @@ func (e *env) server(ctx context.Context, args []string) int {
 	} else if n > 0 {
 		log.Warn("scans interrupted by the last stop marked failed", "count", n)
 	}
-	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: *maxUpload, Log: log}
+	slog.SetDefault(log)
+	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: *maxUpload, MaxJSON: *maxJSON, Log: log, AllowPrivateRegistries: *allowPrivate}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return e.fail(err)
@@ -124,6 +128,7 @@ const adminUsage = `Usage: vigil admin <command> [--data-dir DIR | --database UR
   account create NAME [--admin ORG]            create an account (a member of ORG's organisation)
   key create --account NAME --role ROLE [--expires DURATION]
                                                create an API key and print it (shown once)
+  key revoke ID                                revoke a key
 `
 
 func (e *env) admin(ctx context.Context, args []string) int {
@@ -168,16 +173,42 @@ func (e *env) admin(ctx context.Context, args []string) int {
 			return e.fail(err)
 		}
 		defer store.Close()
+		if *expires < 0 {
+			return e.fail(vigil.Errorf(vigil.EINVALID, "--expires %s: want a positive lifetime", *expires))
+		}
 		var exp *time.Time
 		if *expires > 0 {
 			t := time.Now().Add(*expires)
 			exp = &t
 		}
-		secret, _, err := store.CreateKey(ctx, *account, *role, exp)
+		secret, k, err := store.CreateKey(ctx, *account, *role, exp)
 		if err != nil {
 			return e.fail(err)
 		}
 		fmt.Fprintln(e.stdout, secret)
+		fmt.Fprintf(e.stderr, "key %d (%s, %s) created; it is shown once\n", k.ID, k.Account, k.Role)
+		return exitOK
+	case "key revoke":
+		fs := newFlagSet(e, "admin key revoke", "vigil admin key revoke ID")
+		sf.register(fs)
+		pos, err := parseFlags(fs, args[2:])
+		if err != nil || len(pos) != 1 {
+			fs.Usage()
+			return exitUsage
+		}
+		id, err := strconv.ParseInt(pos[0], 10, 64)
+		if err != nil {
+			return e.fail(vigil.Errorf(vigil.EINVALID, "key id %q: want a number", pos[0]))
+		}
+		store, err := e.openStore(ctx, sf)
+		if err != nil {
+			return e.fail(err)
+		}
+		defer store.Close()
+		if err := store.RevokeKeyByID(ctx, id); err != nil {
+			return e.fail(err)
+		}
+		fmt.Fprintf(e.stdout, "key %d revoked\n", id)
 		return exitOK
 	}
 	fmt.Fprintf(e.stderr, "vigil admin: unknown command %q\n\n%s", strings.Join(args[:2], " "), adminUsage)

@@ -46,6 +46,8 @@ func TestServerEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(adminKey, "vgl_") || adminKey == agentKey {
 		t.Fatalf("keys %q %q", adminKey, agentKey)
 	}
+	spare := strings.TrimSpace(run("admin", "key", "create", "--account", "acme", "--role", "read-only", "--data-dir", data))
+	run("admin", "key", "revoke", "3", "--data-dir", data)
 
 	srv := exec.Command(bin, "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--db", db)
 	stderr, _ := srv.StderrPipe()
@@ -92,7 +94,10 @@ func TestServerEndToEnd(t *testing.T) {
 	if len(openssl.Findings) == 0 {
 		t.Fatal("no libssl3 findings")
 	}
-	// The agent may submit, not read.
+	// A revoked key is refused; the agent may submit, not read.
+	if out, err := exec.Command(bin, "findings", "list", "--server", url, "--key", spare).CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Errorf("revoked key: %v %s", err, out)
+	}
 	cmd := exec.Command(bin, "findings", "list", "--server", url, "--key", agentKey)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "403") {
 		t.Errorf("agent read findings: %v %s", err, out)

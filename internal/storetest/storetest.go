@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) *sqlstore.Store) {
 		{"Pagination", testPagination},
 		{"BadInputWritesNothing", testBadInput},
 		{"FiltersSortsAggregates", testFilters},
+		{"ConcurrentSubmissionsAndTags", testConcurrent},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -465,5 +466,58 @@ func testFilters(t *testing.T, s *sqlstore.Store) {
 	}
 	if _, err := s.Aggregate(ctx, org, "colour", sqlstore.FindingFilter{}); code(err) != vigil.EINVALID {
 		t.Errorf("unknown aggregation: %v", err)
+	}
+}
+
+func testConcurrent(t *testing.T, s *sqlstore.Store) {
+	ctx := context.Background()
+	must(s.CreateAccount(ctx, "acme", ""))
+	agent := principal(t, s, "acme", vigil.RoleAgent)
+	admin := principal(t, s, "acme", vigil.RoleAdmin)
+	spec := sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "web-1", Tags: map[string]string{"env": "prod"}}
+	// First submissions of one new resource, at once: one resource, no
+	// error.
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			_, err := s.SubmitInventory(ctx, agent, spec, inventory("sha256:x"), []vigil.Finding{finding("CVE-1", "HIGH", "a")}, 1)
+			errs <- err
+		}()
+	}
+	for i := 0; i < 6; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent submission: %v", err)
+		}
+	}
+	rs := must(s.Resources(ctx, admin, ""))
+	if len(rs) != 1 || len(must2(t, s, admin, sqlstore.FindingFilter{})) != 1 {
+		t.Fatalf("resources %+v", rs)
+	}
+	hist := must(s.History(ctx, admin, must2(t, s, admin, sqlstore.FindingFilter{})[0].ID))
+	if len(hist) != 1 {
+		t.Errorf("history after concurrent submissions: %+v", hist)
+	}
+	// Tags set through the API survive a submission without them, and
+	// concurrent tag changes do not lose each other.
+	id := rs[0].ID
+	done := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			_, err := s.TagResource(ctx, admin, id, map[string]string{"k" + string(rune('a'+i)): "v"}, nil)
+			done <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-done; err != nil {
+			t.Errorf("tag: %v", err)
+		}
+	}
+	must(s.SubmitInventory(ctx, agent, sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "web-1"}, inventory("sha256:y"), nil, 1))
+	r := must(s.Resource(ctx, admin, id))
+	if len(r.Tags) != 9 || r.Tags["env"] != "prod" || r.Tags["kh"] != "v" {
+		t.Errorf("tags after concurrent changes and a resubmission: %v", r.Tags)
+	}
+	if got := must2(t, s, admin, sqlstore.FindingFilter{ResourceTags: map[string]string{"kc": "v"}}); len(got) != 1 {
+		t.Errorf("filter by a tag set concurrently: %d", len(got))
 	}
 }
