@@ -31,6 +31,12 @@ func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f F
 	if p.Role == vigil.RoleAgent {
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
 	}
+	if !slices.Contains(AggregateBy, by) {
+		return nil, vigil.Errorf(vigil.EINVALID, "aggregate by %q: want one of %s", by, strings.Join(AggregateBy, ", "))
+	}
+	if plainFilter(f) {
+		return s.countedAggregate(ctx, p, by)
+	}
 	if len(f.Status) == 0 {
 		f.Status = []string{reconcile.Active}
 	}
@@ -94,6 +100,12 @@ func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f F
 	for _, id := range order {
 		out = append(out, *groups[id])
 	}
+	sortAggregates(out)
+	return out, nil
+}
+
+// sortAggregates orders groups most severe first.
+func sortAggregates(out []Aggregate) {
 	slices.SortFunc(out, func(a, b Aggregate) int {
 		for _, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"} {
 			if c := cmp.Compare(b.Counts[sev], a.Counts[sev]); c != 0 {
@@ -102,7 +114,6 @@ func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f F
 		}
 		return cmp.Compare(fmt.Sprint(a.Key), fmt.Sprint(b.Key))
 	})
-	return out, nil
 }
 
 // repository is an image reference without its tag or digest.

@@ -145,6 +145,9 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 		return nil, err
 	}
 	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: id, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now})
+	if err := s.countDeltas(ctx, tx, accountID, spec.Type, spec.Name, byID(stored), res.Write); err != nil {
+		return nil, err
+	}
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
 		return nil, err
 	}
@@ -183,6 +186,14 @@ func checkTags(tags map[string]string) error {
 		}
 	}
 	return nil
+}
+
+func byID(ss []reconcile.Stored) map[string]reconcile.Stored {
+	m := make(map[string]reconcile.Stored, len(ss))
+	for _, s := range ss {
+		m[s.ID] = s
+	}
+	return m
 }
 
 func newID() string {
@@ -693,6 +704,13 @@ func (s *Store) DeleteResource(ctx context.Context, p vigil.Principal, id string
 		return nil, err
 	}
 	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: id, Stored: stored, Now: s.Now()})
+	var resType, resName string
+	if err := tx.QueryRowContext(ctx, s.q("SELECT type, name FROM resources WHERE id = ?"), id).Scan(&resType, &resName); err != nil {
+		return nil, err
+	}
+	if err := s.countDeltas(ctx, tx, accountID, resType, resName, byID(stored), res.Write); err != nil {
+		return nil, err
+	}
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
 		return nil, err
 	}

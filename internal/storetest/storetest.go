@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"slices"
 	"strings"
@@ -198,6 +199,10 @@ func testLifecycle(t *testing.T, s *sqlstore.Store) {
 	if got := must2(t, s, reader, sqlstore.FindingFilter{}); len(got) != 1 || got[0].Finding.Vulnerability.ID != "CVE-1" {
 		t.Errorf("after the purge: %+v", got)
 	}
+	consistent(t, s, reader)
+	rs := must(s.Resources(ctx, reader, ""))
+	must(s.DeleteResource(ctx, principal(t, s, "acme", vigil.RoleAdmin), rs[0].ID))
+	consistent(t, s, reader)
 }
 
 func must2(t *testing.T, s *sqlstore.Store, p vigil.Principal, f sqlstore.FindingFilter) []reconcile.Stored {
@@ -467,6 +472,8 @@ func testFilters(t *testing.T, s *sqlstore.Store) {
 	if _, err := s.Aggregate(ctx, org, "colour", sqlstore.FindingFilter{}); code(err) != vigil.EINVALID {
 		t.Errorf("unknown aggregation: %v", err)
 	}
+	consistent(t, s, org)
+	consistent(t, s, team)
 }
 
 func testConcurrent(t *testing.T, s *sqlstore.Store) {
@@ -519,5 +526,20 @@ func testConcurrent(t *testing.T, s *sqlstore.Store) {
 	}
 	if got := must2(t, s, admin, sqlstore.FindingFilter{ResourceTags: map[string]string{"kc": "v"}}); len(got) != 1 {
 		t.Errorf("filter by a tag set concurrently: %d", len(got))
+	}
+	consistent(t, s, admin)
+}
+
+// consistent checks that the aggregations kept in step with the findings
+// equal the ones counted from the findings themselves.
+func consistent(t *testing.T, s *sqlstore.Store, p vigil.Principal) {
+	t.Helper()
+	all := sqlstore.FindingFilter{Severity: []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}}
+	for _, by := range sqlstore.AggregateBy {
+		kept := must(s.Aggregate(context.Background(), p, by, sqlstore.FindingFilter{}))
+		counted := must(s.Aggregate(context.Background(), p, by, all))
+		if fmt.Sprint(kept) != fmt.Sprint(counted) {
+			t.Errorf("aggregate by %s: kept %v, counted %v", by, kept, counted)
+		}
 	}
 }
