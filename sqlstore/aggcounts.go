@@ -54,16 +54,44 @@ func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, re
 			}
 		}
 	}
-	for key, d := range delta {
+	// Many rows a statement; the keys are distinct, as one statement needs.
+	var rows []string
+	var args []any
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO agg_counts(account_id, dim, key, severity, n) VALUES `+strings.Join(rows, ", ")+`
+			ON CONFLICT (account_id, dim, key, severity) DO UPDATE SET n = agg_counts.n + excluded.n`), args...)
+		rows, args = rows[:0], args[:0]
+		if err != nil {
+			return fmt.Errorf("sqlstore: aggregate counts: %w", err)
+		}
+		return nil
+	}
+	// Rows are locked in one order in every transaction: concurrent
+	// submissions wait for each other instead of deadlocking.
+	keys := make([]k, 0, len(delta))
+	for key := range delta {
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(a, b k) int {
+		return strings.Compare(a.dim+"\x1f"+a.key+"\x1f"+a.sev, b.dim+"\x1f"+b.key+"\x1f"+b.sev)
+	})
+	for _, key := range keys {
+		d := delta[key]
 		if d == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO agg_counts(account_id, dim, key, severity, n) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (account_id, dim, key, severity) DO UPDATE SET n = agg_counts.n + excluded.n`), accountID, key.dim, key.key, key.sev, d); err != nil {
-			return fmt.Errorf("sqlstore: aggregate counts: %w", err)
+		rows = append(rows, "(?, ?, ?, ?, ?)")
+		args = append(args, accountID, key.dim, key.key, key.sev, d)
+		if len(rows) == 200 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // plainFilter reports whether an aggregation's filter is the default one

@@ -4,8 +4,8 @@ package storetest
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -526,6 +526,24 @@ func testConcurrent(t *testing.T, s *sqlstore.Store) {
 	}
 	if got := must2(t, s, admin, sqlstore.FindingFilter{ResourceTags: map[string]string{"kc": "v"}}); len(got) != 1 {
 		t.Errorf("filter by a tag set concurrently: %d", len(got))
+	}
+	// Different resources of one account at once share aggregate rows:
+	// no deadlock, no lost count.
+	errs = make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			fs := []vigil.Finding{finding("CVE-1", "HIGH", "a"), finding("CVE-2", "LOW", "b"), finding("CVE-3", "MEDIUM", "c")}
+			if i%2 == 1 {
+				slices.Reverse(fs)
+			}
+			_, err := s.SubmitInventory(ctx, agent, sqlstore.ResourceSpec{Type: vigil.ResourceHost, Name: "host-" + string(rune('a'+i))}, inventory("sha256:z"), fs, 1)
+			errs <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent submissions of several resources: %v", err)
+		}
 	}
 	consistent(t, s, admin)
 }
