@@ -104,16 +104,36 @@ func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f F
 	return out, nil
 }
 
-// sortAggregates orders groups most severe first.
+// sortAggregates orders groups most severe first, then by key. Each
+// group's rank (its counts, most severe first) and key are computed once:
+// tens of thousands of groups (by vulnerability) make a comparison that
+// formats its operands the cost of the whole aggregation.
 func sortAggregates(out []Aggregate) {
-	slices.SortFunc(out, func(a, b Aggregate) int {
-		for _, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"} {
-			if c := cmp.Compare(b.Counts[sev], a.Counts[sev]); c != 0 {
+	sevs := []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}
+	type ranked struct {
+		counts [6]int
+		key    string
+		a      Aggregate
+	}
+	rs := make([]ranked, len(out))
+	for i, a := range out {
+		rs[i].a = a
+		for j, sev := range sevs {
+			rs[i].counts[j] = a.Counts[sev]
+		}
+		rs[i].key = fmt.Sprint(a.Key)
+	}
+	slices.SortFunc(rs, func(a, b ranked) int {
+		for j := range a.counts {
+			if c := cmp.Compare(b.counts[j], a.counts[j]); c != 0 {
 				return c
 			}
 		}
-		return cmp.Compare(fmt.Sprint(a.Key), fmt.Sprint(b.Key))
+		return cmp.Compare(a.key, b.key)
 	})
+	for i := range rs {
+		out[i] = rs[i].a
+	}
 }
 
 // repository is an image reference without its tag or digest.

@@ -154,6 +154,7 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlstore: commit: %w", err)
 	}
+	s.wrote(ctx)
 	return &Submitted{
 		Resource: vigil.Resource{ID: id, Account: account, Type: spec.Type, Name: spec.Name, Tags: tags,
 			Details:   vigil.ResourceDetails{OS: inv.OS, Image: inv.Image, Function: inv.Function},
@@ -368,32 +369,67 @@ func (s *Store) Findings(ctx context.Context, p vigil.Principal, f FindingFilter
 		where = append(where, "("+col+" < ? OR "+col+" = ? AND f.id > ?)")
 		args = append(args, v, v, id)
 	}
-	query := "SELECT " + col + ", f.id, f.body FROM findings f WHERE " + strings.Join(where, " AND ") +
+	// Two phases: the page is chosen on narrow rows (sort key and id), and
+	// only its bodies are read, so the sort never carries finding bodies.
+	query := "SELECT " + col + ", f.id FROM findings f WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY " + col + " DESC, f.id LIMIT " + fmt.Sprint(limit+1)
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
 	}
-	defer rows.Close()
-	var out []reconcile.Stored
 	var keys []float64
-	var next string
+	var page []any
 	for rows.Next() {
 		var key float64
-		var id, body string
-		if err := rows.Scan(&key, &id, &body); err != nil {
+		var id string
+		if err := rows.Scan(&key, &id); err != nil {
+			rows.Close()
 			return nil, "", err
 		}
-		if len(out) == limit {
-			next = encodeCursor(f.Sort, keys[len(keys)-1], out[len(out)-1].ID)
-			break
+		keys = append(keys, key)
+		page = append(page, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
+	}
+	var next string
+	if len(page) > limit {
+		page, keys = page[:limit], keys[:limit]
+		next = encodeCursor(f.Sort, keys[limit-1], page[limit-1].(string))
+	}
+	if len(page) == 0 {
+		return nil, "", nil
+	}
+	bodies := make(map[string]string, len(page))
+	rows, err = s.db.QueryContext(ctx, s.q("SELECT id, body FROM findings WHERE id IN ("+placeholders(len(page))+")"), page...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, "", err
+		}
+		bodies[id] = body
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
+	}
+	out := make([]reconcile.Stored, 0, len(page))
+	for _, id := range page {
+		body, ok := bodies[id.(string)]
+		if !ok {
+			// Deleted between the two queries (resource deleted, or
+			// closed finding purged): the page is simply shorter.
+			continue
 		}
 		var st reconcile.Stored
 		if err := json.Unmarshal([]byte(body), &st); err != nil {
 			return nil, "", err
 		}
 		out = append(out, st)
-		keys = append(keys, key)
 	}
 	return out, next, rows.Err()
 }

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
@@ -39,6 +40,42 @@ type Store struct {
 	postgres bool
 	// Now is the clock; tests set it.
 	Now func() time.Time
+	// writes counts submissions since the planner statistics were last
+	// refreshed (SQLite only; see Optimize).
+	writes atomic.Int64
+}
+
+// optimizeEvery is how many submissions pass between refreshes of
+// SQLite's planner statistics.
+const optimizeEvery = 200
+
+// Optimize refreshes the query planner's statistics. Without them a
+// planner walks the wrong index (SQLite: a whole account's findings to
+// list one resource's; PostgreSQL: every finding of a tag, sorted, rather
+// than the first page of the severity index). On SQLite it runs PRAGMA
+// optimize, which analyses only tables whose size changed much since their
+// last analysis, with a bounded sample; it runs at open and every
+// optimizeEvery submissions. On PostgreSQL autovacuum analyses tables as
+// they change; Optimize (run hourly by the server) analyses the finding
+// tables too, which samples a bounded number of rows.
+func (s *Store) Optimize(ctx context.Context) error {
+	query := "PRAGMA optimize=0x10002"
+	if s.postgres {
+		query = "ANALYZE findings, finding_packages, resource_tags, resources"
+	}
+	if _, err := s.db.ExecContext(ctx, query); err != nil {
+		return fmt.Errorf("sqlstore: optimize: %w", err)
+	}
+	return nil
+}
+
+// wrote counts a submission and refreshes statistics every optimizeEvery.
+// A failure only costs query plans, so it is not the submitter's error.
+func (s *Store) wrote(ctx context.Context) {
+	if s.postgres || s.writes.Add(1)%optimizeEvery != 0 {
+		return
+	}
+	_ = s.Optimize(ctx)
 }
 
 // Open opens a store: a postgres:// or postgresql:// URL, or a SQLite file
@@ -64,6 +101,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: connect: %w", err)
 	}
 	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if err := s.Optimize(ctx); err != nil {
 		s.db.Close()
 		return nil, err
 	}

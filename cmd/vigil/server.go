@@ -89,22 +89,26 @@ func (e *env) server(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	if *retention > 0 {
-		go func() {
-			for {
+	// Hourly upkeep: retention, then fresh planner statistics.
+	go func() {
+		for {
+			if *retention > 0 {
 				if n, err := store.PurgeClosed(ctx, time.Now().Add(-*retention)); err != nil {
 					log.Error("purging closed findings", "err", err)
 				} else if n > 0 {
 					log.Info("closed findings purged", "count", n)
 				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Hour):
-				}
 			}
-		}()
-	}
+			if err := store.Optimize(ctx); err != nil && ctx.Err() == nil {
+				log.Error("refreshing planner statistics", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Hour):
+			}
+		}
+	}()
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(e.stderr, "vigil server listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
