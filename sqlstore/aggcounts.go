@@ -139,21 +139,24 @@ func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by stri
 	names := map[string][2]string{}
 	switch by {
 	case "resource":
-		if len(order) > 0 {
-			args := make([]any, len(order))
-			for i, k := range order {
-				args[i] = k
-			}
-			rr, err := s.db.QueryContext(ctx, s.q("SELECT id, type, name FROM resources WHERE id IN ("+placeholders(len(order))+")"), args...)
-			if err != nil {
+		// By account rather than by the groups' ids: an id list would
+		// pass the databases' parameter limits (SQLite 32,766; PostgreSQL
+		// 65,535) with that many resources.
+		rr, err := s.db.QueryContext(ctx, s.q("SELECT id, type, name FROM resources WHERE account_id IN ("+placeholders(len(p.Visible))+")"), ids(p.Visible)...)
+		if err != nil {
+			return nil, err
+		}
+		for rr.Next() {
+			var id, typ, name string
+			if err := rr.Scan(&id, &typ, &name); err != nil {
+				rr.Close()
 				return nil, err
 			}
-			for rr.Next() {
-				var id, typ, name string
-				rr.Scan(&id, &typ, &name)
-				names[id] = [2]string{typ, name}
-			}
-			rr.Close()
+			names[id] = [2]string{typ, name}
+		}
+		rr.Close()
+		if err := rr.Err(); err != nil {
+			return nil, err
 		}
 	case "account":
 		rr, err := s.db.QueryContext(ctx, s.q("SELECT id, name FROM accounts"))
@@ -163,10 +166,16 @@ func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by stri
 		for rr.Next() {
 			var id int64
 			var name string
-			rr.Scan(&id, &name)
+			if err := rr.Scan(&id, &name); err != nil {
+				rr.Close()
+				return nil, err
+			}
 			names[strconv.FormatInt(id, 10)] = [2]string{name}
 		}
 		rr.Close()
+		if err := rr.Err(); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Aggregate, 0, len(order))
 	for _, key := range order {
