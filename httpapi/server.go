@@ -380,19 +380,27 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, p vigil.Pr
 	writeJSON(w, http.StatusOK, FindingList{Findings: nonNil(list), NextCursor: next})
 }
 
+// AggregationList is a page of an aggregation.
+type AggregationList struct {
+	By           string               `json:"by"`
+	Aggregations []sqlstore.Aggregate `json:"aggregations"`
+	// NextCursor continues the listing; empty on the last page.
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
 func (s *Server) aggregate(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
-	allowed := append([]string{"by"}, findingParams[:len(findingParams)-3]...)
+	allowed := append([]string{"by", "limit", "cursor"}, findingParams[:len(findingParams)-3]...)
 	f, q, err := parseFilter(r.URL.RawQuery, allowed)
 	if err != nil {
 		problem(w, r, err)
 		return
 	}
-	rows, err := s.Store.Aggregate(r.Context(), p, q.Get("by"), f)
+	rows, next, err := s.Store.Aggregate(r.Context(), p, q.Get("by"), f)
 	if err != nil {
 		problem(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"by": q.Get("by"), "aggregations": nonNil(rows)})
+	writeJSON(w, http.StatusOK, AggregationList{By: q.Get("by"), Aggregations: nonNil(rows), NextCursor: next})
 }
 
 func (s *Server) getResource(w http.ResponseWriter, r *http.Request, p vigil.Principal) {

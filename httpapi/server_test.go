@@ -308,6 +308,28 @@ func TestResourcesAndAggregationsOverHTTP(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"name":"lodash"`) || strings.Contains(string(body), "libssl3") {
 		t.Errorf("aggregate by package: %d %s", code, body)
 	}
+	// A page at a time: the pages hold every group once.
+	var seen []string
+	for cursor := ""; ; {
+		code, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=vulnerability&limit=1&cursor="+cursor, f.org, nil)
+		var page httpapi.AggregationList
+		if err := json.Unmarshal(body, &page); code != 200 || err != nil || len(page.Aggregations) != 1 {
+			t.Fatalf("aggregation page: %d %s", code, body)
+		}
+		seen = append(seen, page.Aggregations[0].Key["vulnerabilityId"])
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	_, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=vulnerability", f.org, nil)
+	var whole httpapi.AggregationList
+	json.Unmarshal(body, &whole)
+	if len(seen) < 2 || len(seen) != len(whole.Aggregations) || whole.NextCursor != "" {
+		t.Errorf("pages %v, whole %s", seen, body)
+	}
+	if code, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=package&cursor=x", f.org, nil); code != 400 {
+		t.Errorf("bad aggregation cursor: %d %s", code, body)
+	}
 	if code, body, _ = f.call(t, "GET", "/v1/findings/aggregations?by=colour", f.org, nil); code != 400 {
 		t.Errorf("bad aggregation: %d %s", code, body)
 	}

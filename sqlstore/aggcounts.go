@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -37,21 +38,44 @@ func aggKeys(accountID int64, f reconcile.Stored, resType, resName string) [][2]
 	return out
 }
 
+// aggSeverities are agg_groups' count columns, most severe first: the
+// order groups are listed in.
+var aggSeverities = []struct{ sev, col string }{
+	{"CRITICAL", "critical"}, {"HIGH", "high"}, {"MEDIUM", "medium"}, {"LOW", "low"}, {"NONE", "sev_none"}, {"UNTRIAGED", "untriaged"},
+}
+
+// sevIndex is a severity's count column in agg_groups; an unknown one
+// counts as untriaged.
+func sevIndex(sev string) int {
+	for i, a := range aggSeverities {
+		if a.sev == sev {
+			return i
+		}
+	}
+	return len(aggSeverities) - 1
+}
+
 // countDeltas adjusts the aggregate counts for findings going from old to
 // new (either may be absent or not ACTIVE).
 func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, resType, resName string, old map[string]reconcile.Stored, writes []reconcile.Stored) error {
-	type k struct{ dim, key, sev string }
-	delta := map[k]int{}
+	type k struct{ dim, key string }
+	delta := map[k]*[6]int{}
+	add := func(f reconcile.Stored, d int) {
+		for _, dk := range aggKeys(accountID, f, resType, resName) {
+			v := delta[k{dk[0], dk[1]}]
+			if v == nil {
+				v = new([6]int)
+				delta[k{dk[0], dk[1]}] = v
+			}
+			v[sevIndex(f.Finding.Severity)] += d
+		}
+	}
 	for _, w := range writes {
 		if o, ok := old[w.ID]; ok && o.Status == reconcile.Active {
-			for _, dk := range aggKeys(accountID, o, resType, resName) {
-				delta[k{dk[0], dk[1], o.Finding.Severity}]--
-			}
+			add(o, -1)
 		}
 		if w.Status == reconcile.Active {
-			for _, dk := range aggKeys(accountID, w, resType, resName) {
-				delta[k{dk[0], dk[1], w.Finding.Severity}]++
-			}
+			add(w, 1)
 		}
 	}
 	// Many rows a statement; the keys are distinct, as one statement needs.
@@ -61,8 +85,12 @@ func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, re
 		if len(rows) == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO agg_counts(account_id, dim, key, severity, n) VALUES `+strings.Join(rows, ", ")+`
-			ON CONFLICT (account_id, dim, key, severity) DO UPDATE SET n = agg_counts.n + excluded.n`), args...)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO agg_groups(account_id, dim, key, critical, high, medium, low, sev_none, untriaged, total)
+			VALUES `+strings.Join(rows, ", ")+`
+			ON CONFLICT (account_id, dim, key) DO UPDATE SET critical = agg_groups.critical + excluded.critical,
+			high = agg_groups.high + excluded.high, medium = agg_groups.medium + excluded.medium, low = agg_groups.low + excluded.low,
+			sev_none = agg_groups.sev_none + excluded.sev_none, untriaged = agg_groups.untriaged + excluded.untriaged,
+			total = agg_groups.total + excluded.total`), args...)
 		rows, args = rows[:0], args[:0]
 		if err != nil {
 			return fmt.Errorf("sqlstore: aggregate counts: %w", err)
@@ -72,20 +100,23 @@ func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, re
 	// Rows are locked in one order in every transaction: concurrent
 	// submissions wait for each other instead of deadlocking.
 	keys := make([]k, 0, len(delta))
-	for key := range delta {
-		keys = append(keys, key)
+	for key, v := range delta {
+		if *v != [6]int{} {
+			keys = append(keys, key)
+		}
 	}
 	slices.SortFunc(keys, func(a, b k) int {
-		return strings.Compare(a.dim+"\x1f"+a.key+"\x1f"+a.sev, b.dim+"\x1f"+b.key+"\x1f"+b.sev)
+		return cmp.Or(strings.Compare(a.dim, b.dim), strings.Compare(a.key, b.key))
 	})
 	for _, key := range keys {
-		d := delta[key]
-		if d == 0 {
-			continue
+		v := delta[key]
+		total := 0
+		for _, n := range v {
+			total += n
 		}
-		rows = append(rows, "(?, ?, ?, ?, ?)")
-		args = append(args, accountID, key.dim, key.key, key.sev, d)
-		if len(rows) == 200 {
+		rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, accountID, key.dim, key.key, v[0], v[1], v[2], v[3], v[4], v[5], total)
+		if len(rows) == 100 {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -103,83 +134,79 @@ func plainFilter(f FindingFilter) bool {
 		fmt.Sprint(g) == fmt.Sprint(FindingFilter{})
 }
 
-// countedAggregate reads an aggregation from the kept counts.
-func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by string) ([]Aggregate, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT key, severity, SUM(n) FROM agg_counts WHERE dim = ? AND n <> 0 AND account_id IN ("+placeholders(len(p.Visible))+") GROUP BY key, severity"),
-		append([]any{by}, ids(p.Visible)...)...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: aggregate: %w", err)
+// countedAggregate reads a page of an aggregation from the kept counts.
+// For one account the page is read from the front of agg_groups_rank; an
+// organisation's administrator sums its accounts' groups first.
+func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by string, offset, limit int) ([]Aggregate, bool, error) {
+	var cols, order []string
+	for _, a := range aggSeverities {
+		cols = append(cols, a.col)
+		order = append(order, a.col+" DESC")
 	}
-	groups := map[string]*Aggregate{}
-	var order []string
+	order = append(order, "key")
+	var query string
+	if len(p.Visible) == 1 {
+		query = "SELECT key, " + strings.Join(cols, ", ") + " FROM agg_groups WHERE account_id = ? AND dim = ? AND total > 0"
+	} else {
+		sums := make([]string, len(cols))
+		for i, c := range cols {
+			sums[i] = "SUM(" + c + ") AS " + c
+		}
+		query = "SELECT key, " + strings.Join(sums, ", ") + " FROM agg_groups WHERE account_id IN (" + placeholders(len(p.Visible)) + ") AND dim = ? GROUP BY key HAVING SUM(total) > 0"
+	}
+	query += " ORDER BY " + strings.Join(order, ", ") + fmt.Sprintf(" LIMIT %d OFFSET %d", limit+1, offset)
+	args := append(ids(p.Visible), by)
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlstore: aggregate: %w", err)
+	}
+	var out []Aggregate
+	var keys []string
 	for rows.Next() {
-		var key, sev string
-		var n int
-		if err := rows.Scan(&key, &sev, &n); err != nil {
+		var key string
+		var n [6]int
+		if err := rows.Scan(&key, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5]); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, false, err
 		}
-		if n <= 0 {
-			continue
+		g := Aggregate{Key: map[string]string{}, Counts: map[string]int{}}
+		for i, a := range aggSeverities {
+			if n[i] != 0 {
+				g.Counts[a.sev] = n[i]
+				g.Total += n[i]
+			}
 		}
-		g := groups[key]
-		if g == nil {
-			g = &Aggregate{Key: map[string]string{}, Counts: map[string]int{}}
-			groups[key] = g
-			order = append(order, key)
-		}
-		g.Counts[sev] += n
-		g.Total += n
+		out = append(out, g)
+		keys = append(keys, key)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	more := len(out) > limit
+	if more {
+		out, keys = out[:limit], keys[:limit]
 	}
 	// Name the keys as the scanning aggregation does.
 	names := map[string][2]string{}
 	switch by {
 	case "resource":
-		// By account rather than by the groups' ids: an id list would
-		// pass the databases' parameter limits (SQLite 32,766; PostgreSQL
-		// 65,535) with that many resources.
-		rr, err := s.db.QueryContext(ctx, s.q("SELECT id, type, name FROM resources WHERE account_id IN ("+placeholders(len(p.Visible))+")"), ids(p.Visible)...)
-		if err != nil {
-			return nil, err
-		}
-		for rr.Next() {
-			var id, typ, name string
-			if err := rr.Scan(&id, &typ, &name); err != nil {
-				rr.Close()
-				return nil, err
+		if len(keys) > 0 {
+			args := make([]any, len(keys))
+			for i, k := range keys {
+				args[i] = k
 			}
-			names[id] = [2]string{typ, name}
-		}
-		rr.Close()
-		if err := rr.Err(); err != nil {
-			return nil, err
+			if err := s.names(ctx, names, "SELECT id, type, name FROM resources WHERE id IN ("+placeholders(len(keys))+")", args); err != nil {
+				return nil, false, err
+			}
 		}
 	case "account":
-		rr, err := s.db.QueryContext(ctx, s.q("SELECT id, name FROM accounts"))
-		if err != nil {
-			return nil, err
-		}
-		for rr.Next() {
-			var id int64
-			var name string
-			if err := rr.Scan(&id, &name); err != nil {
-				rr.Close()
-				return nil, err
-			}
-			names[strconv.FormatInt(id, 10)] = [2]string{name}
-		}
-		rr.Close()
-		if err := rr.Err(); err != nil {
-			return nil, err
+		if err := s.names(ctx, names, "SELECT CAST(id AS TEXT), name, '' FROM accounts", nil); err != nil {
+			return nil, false, err
 		}
 	}
-	out := make([]Aggregate, 0, len(order))
-	for _, key := range order {
-		g := groups[key]
+	for i, key := range keys {
+		g := out[i]
 		switch by {
 		case "resource":
 			g.Key["resourceId"], g.Key["resourceType"], g.Key["resourceName"] = key, names[key][0], names[key][1]
@@ -198,8 +225,23 @@ func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by stri
 		case "account":
 			g.Key["account"] = names[key][0]
 		}
-		out = append(out, *g)
 	}
-	sortAggregates(out)
-	return out, nil
+	return out, more, nil
+}
+
+// names reads (key, two names) rows into a map.
+func (s *Store) names(ctx context.Context, into map[string][2]string, query string, args []any) error {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, a, b string
+		if err := rows.Scan(&id, &a, &b); err != nil {
+			return err
+		}
+		into[id] = [2]string{a, b}
+	}
+	return rows.Err()
 }

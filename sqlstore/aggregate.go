@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,18 +27,50 @@ type Aggregate struct {
 }
 
 // Aggregate counts the findings a principal may see, by severity, per
-// group. The filter applies as for Findings (only ACTIVE ones when it sets
-// no status). Groups come most severe first.
-func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f FindingFilter) ([]Aggregate, error) {
+// group, a page at a time (the filter's Limit, 100 by default, at most
+// 1000, and its Cursor): the next page's cursor is returned, empty at the
+// end. The filter applies as for Findings (only ACTIVE ones when it sets
+// no status). Groups come most severe first (most critical findings, then
+// high, and so on), then by key.
+func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f FindingFilter) ([]Aggregate, string, error) {
 	if p.Role == vigil.RoleAgent {
-		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
+		return nil, "", vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
 	}
 	if !slices.Contains(AggregateBy, by) {
-		return nil, vigil.Errorf(vigil.EINVALID, "aggregate by %q: want one of %s", by, strings.Join(AggregateBy, ", "))
+		return nil, "", vigil.Errorf(vigil.EINVALID, "aggregate by %q: want one of %s", by, strings.Join(AggregateBy, ", "))
 	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	offset := 0
+	if f.Cursor != "" {
+		var err error
+		if offset, err = decodeAggCursor(f.Cursor, by); err != nil {
+			return nil, "", err
+		}
+	}
+	var out []Aggregate
+	var more bool
+	var err error
 	if plainFilter(f) {
-		return s.countedAggregate(ctx, p, by)
+		out, more, err = s.countedAggregate(ctx, p, by, offset, limit)
+	} else {
+		out, more, err = s.scannedAggregate(ctx, p, by, f, offset, limit)
 	}
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if more {
+		next = encodeAggCursor(by, offset+limit)
+	}
+	return out, next, nil
+}
+
+// scannedAggregate counts a page of an aggregation from the findings the
+// filter selects.
+func (s *Store) scannedAggregate(ctx context.Context, p vigil.Principal, by string, f FindingFilter, offset, limit int) ([]Aggregate, bool, error) {
 	if len(f.Status) == 0 {
 		f.Status = []string{reconcile.Active}
 	}
@@ -57,24 +91,24 @@ func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f F
 		cols, from, names = "fp.layer, '', ''", "findings f JOIN finding_packages fp ON fp.finding_id = f.id", []string{"layer"}
 		where = append(where, "fp.layer <> ''")
 	case "account":
-		cols, from, names = "a.name, '', ''", "findings f JOIN accounts a ON a.id = f.account_id", []string{"account"}
-	default:
-		return nil, vigil.Errorf(vigil.EINVALID, "aggregate by %q: want one of %s", by, strings.Join(AggregateBy, ", "))
+		// Keyed by id, as the kept counts are, so that ties order alike.
+		cols, from, names = "CAST(a.id AS TEXT), a.name, ''", "findings f JOIN accounts a ON a.id = f.account_id", []string{"", "account"}
 	}
 	query := fmt.Sprintf("SELECT %s, f.severity, COUNT(DISTINCT f.id) FROM %s WHERE %s GROUP BY %s, f.severity", cols, from, strings.Join(where, " AND "), strings.TrimSuffix(strings.ReplaceAll(cols, ", ''", ""), ", "))
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: aggregate: %w", err)
+		return nil, false, fmt.Errorf("sqlstore: aggregate: %w", err)
 	}
 	defer rows.Close()
 	groups := map[string]*Aggregate{}
 	var order []string
+	ties := map[string]string{}
 	for rows.Next() {
 		var k [3]string
 		var sev string
 		var n int
 		if err := rows.Scan(&k[0], &k[1], &k[2], &sev, &n); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if by == "repository" {
 			k = [3]string{repository(k[2]), "", ""}
@@ -85,31 +119,49 @@ func (s *Store) Aggregate(ctx context.Context, p vigil.Principal, by string, f F
 		if g == nil {
 			g = &Aggregate{Key: map[string]string{}, Counts: map[string]int{}}
 			for i, name := range names {
-				g.Key[name] = k[i]
+				if name != "" {
+					g.Key[name] = k[i]
+				}
 			}
 			groups[id] = g
 			order = append(order, id)
+			// The tie-break is the kept counts' key for the group.
+			switch by {
+			case "package":
+				ties[id] = k[0] + "\x1f" + k[1] + "\x1f" + k[2]
+			default:
+				ties[id] = k[0]
+			}
 		}
 		g.Counts[sev] += n
 		g.Total += n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make([]Aggregate, 0, len(order))
+	tie := make([]string, 0, len(order))
 	for _, id := range order {
 		out = append(out, *groups[id])
+		tie = append(tie, ties[id])
 	}
-	sortAggregates(out)
-	return out, nil
+	sortAggregates(out, tie)
+	if offset >= len(out) {
+		return nil, false, nil
+	}
+	out = out[offset:]
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
-// sortAggregates orders groups most severe first, then by key. Each
-// group's rank (its counts, most severe first) and key are computed once:
-// tens of thousands of groups (by vulnerability) make a comparison that
-// formats its operands the cost of the whole aggregation.
-func sortAggregates(out []Aggregate) {
-	sevs := []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}
+// sortAggregates orders groups as agg_groups_rank does: by their counts,
+// most severe first, then by key (tie, compared bytewise). Each group's
+// rank is computed once: tens of thousands of groups (by vulnerability)
+// make a comparison that builds its operands the cost of the whole
+// aggregation.
+func sortAggregates(out []Aggregate, tie []string) {
 	type ranked struct {
 		counts [6]int
 		key    string
@@ -117,11 +169,10 @@ func sortAggregates(out []Aggregate) {
 	}
 	rs := make([]ranked, len(out))
 	for i, a := range out {
-		rs[i].a = a
-		for j, sev := range sevs {
-			rs[i].counts[j] = a.Counts[sev]
+		rs[i].a, rs[i].key = a, tie[i]
+		for sev, n := range a.Counts {
+			rs[i].counts[sevIndex(sev)] += n
 		}
-		rs[i].key = fmt.Sprint(a.Key)
 	}
 	slices.SortFunc(rs, func(a, b ranked) int {
 		for j := range a.counts {
@@ -129,11 +180,34 @@ func sortAggregates(out []Aggregate) {
 				return c
 			}
 		}
-		return cmp.Compare(a.key, b.key)
+		return strings.Compare(a.key, b.key)
 	})
 	for i := range rs {
 		out[i] = rs[i].a
 	}
+}
+
+func encodeAggCursor(by string, offset int) string {
+	b, _ := json.Marshal(struct {
+		By string `json:"by"`
+		O  int    `json:"o"`
+	}{by, offset})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeAggCursor(c, by string) (int, error) {
+	var cur struct {
+		By string `json:"by"`
+		O  int    `json:"o"`
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		err = json.Unmarshal(raw, &cur)
+	}
+	if err != nil || cur.By != by || cur.O < 0 {
+		return 0, vigil.Errorf(vigil.EINVALID, "cursor: not one this aggregation returned")
+	}
+	return cur.O, nil
 }
 
 // repository is an image reference without its tag or digest.

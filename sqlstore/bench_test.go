@@ -100,7 +100,7 @@ func BenchmarkStore(b *testing.B) {
 			}
 			for _, by := range sqlstore.AggregateBy {
 				queries["aggregate-"+by] = func() error {
-					_, err := s.Aggregate(ctx, p, by, sqlstore.FindingFilter{})
+					_, _, err := s.Aggregate(ctx, p, by, sqlstore.FindingFilter{})
 					return err
 				}
 			}

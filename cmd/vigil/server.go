@@ -331,9 +331,8 @@ func (e *env) findings(ctx context.Context, args []string) int {
 				return e.fail(vigil.Errorf(vigil.EINVALID, "aggregate needs --by"))
 			}
 			q.Set("by", *by)
-			var agg struct {
-				Aggregations []sqlstore.Aggregate `json:"aggregations"`
-			}
+			q.Set("limit", fmt.Sprint(*limit))
+			var agg httpapi.AggregationList
 			if err := c.do(ctx, http.MethodGet, "/v1/findings/aggregations?"+q.Encode(), nil, &agg); err != nil {
 				return e.fail(err)
 			}
@@ -355,6 +354,9 @@ func (e *env) findings(ctx context.Context, args []string) int {
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", strings.Join(key, " "), a.Counts["CRITICAL"], a.Counts["HIGH"], a.Counts["MEDIUM"], a.Counts["LOW"], a.Counts["UNTRIAGED"]+a.Counts["NONE"], a.Total)
 			}
 			tw.Flush()
+			if agg.NextCursor != "" {
+				fmt.Fprintf(e.stderr, "more groups: add --filter cursor=%s\n", agg.NextCursor)
+			}
 			return exitOK
 		}
 		q.Set("limit", fmt.Sprint(*limit))
@@ -379,7 +381,7 @@ func (e *env) findings(ctx context.Context, args []string) int {
 		}
 		tw.Flush()
 		if list.NextCursor != "" {
-			fmt.Fprintf(e.stderr, "more findings: use the API's cursor %s\n", list.NextCursor)
+			fmt.Fprintf(e.stderr, "more findings: add --filter cursor=%s\n", list.NextCursor)
 		}
 		return exitOK
 	}

@@ -55,6 +55,13 @@ func must[T any](v T, err error) T {
 	return v
 }
 
+func mustPage[T any](v T, next string, err error) (T, string) {
+	if err != nil {
+		panic(err)
+	}
+	return v, next
+}
+
 func principal(t *testing.T, s *sqlstore.Store, account, role string) vigil.Principal {
 	t.Helper()
 	secret, _, err := s.CreateKey(context.Background(), account, role, nil)
@@ -430,9 +437,9 @@ func testFilters(t *testing.T, s *sqlstore.Store) {
 
 	agg := func(by string) map[string]sqlstore.Aggregate {
 		t.Helper()
-		rows, err := s.Aggregate(ctx, org, by, sqlstore.FindingFilter{})
-		if err != nil {
-			t.Fatal(err)
+		rows, next, err := s.Aggregate(ctx, org, by, sqlstore.FindingFilter{})
+		if err != nil || next != "" {
+			t.Fatal(next, err)
 		}
 		out := map[string]sqlstore.Aggregate{}
 		for _, r := range rows {
@@ -465,12 +472,19 @@ func testFilters(t *testing.T, s *sqlstore.Store) {
 		t.Errorf("by resource: %+v", a)
 	}
 	// A member counts only its own.
-	rows, _ := s.Aggregate(ctx, team, "account", sqlstore.FindingFilter{})
+	rows, _, _ := s.Aggregate(ctx, team, "account", sqlstore.FindingFilter{})
 	if len(rows) != 1 || rows[0].Key["account"] != "team" {
 		t.Errorf("member's aggregate: %+v", rows)
 	}
-	if _, err := s.Aggregate(ctx, org, "colour", sqlstore.FindingFilter{}); code(err) != vigil.EINVALID {
+	if _, _, err := s.Aggregate(ctx, org, "colour", sqlstore.FindingFilter{}); code(err) != vigil.EINVALID {
 		t.Errorf("unknown aggregation: %v", err)
+	}
+	if _, _, err := s.Aggregate(ctx, org, "vulnerability", sqlstore.FindingFilter{Cursor: "bm9wZQ"}); code(err) != vigil.EINVALID {
+		t.Errorf("bad aggregation cursor: %v", err)
+	}
+	_, next, _ := s.Aggregate(ctx, org, "vulnerability", sqlstore.FindingFilter{Limit: 1})
+	if _, _, err := s.Aggregate(ctx, org, "package", sqlstore.FindingFilter{Cursor: next}); next == "" || code(err) != vigil.EINVALID {
+		t.Errorf("cursor of another aggregation: %q %v", next, err)
 	}
 	consistent(t, s, org)
 	consistent(t, s, team)
@@ -553,9 +567,32 @@ func testConcurrent(t *testing.T, s *sqlstore.Store) {
 func consistent(t *testing.T, s *sqlstore.Store, p vigil.Principal) {
 	t.Helper()
 	all := sqlstore.FindingFilter{Severity: []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNTRIAGED"}}
+	// Every page, 2 groups a page, then the whole in one page: the pages
+	// join into the whole, and the kept counts equal the counted ones,
+	// in the same order.
+	pages := func(by string, f sqlstore.FindingFilter) []sqlstore.Aggregate {
+		t.Helper()
+		var out []sqlstore.Aggregate
+		f.Limit = 2
+		for {
+			page, next := mustPage(s.Aggregate(context.Background(), p, by, f))
+			if len(page) > 2 || next != "" && len(page) != 2 {
+				t.Fatalf("aggregate by %s: page of %d, next %q", by, len(page), next)
+			}
+			out = append(out, page...)
+			if next == "" {
+				return out
+			}
+			f.Cursor = next
+		}
+	}
 	for _, by := range sqlstore.AggregateBy {
-		kept := must(s.Aggregate(context.Background(), p, by, sqlstore.FindingFilter{}))
-		counted := must(s.Aggregate(context.Background(), p, by, all))
+		kept := pages(by, sqlstore.FindingFilter{})
+		counted := pages(by, all)
+		whole, next := mustPage(s.Aggregate(context.Background(), p, by, sqlstore.FindingFilter{Limit: 1000}))
+		if next != "" || fmt.Sprint(kept) != fmt.Sprint(whole) {
+			t.Errorf("aggregate by %s: pages %v, whole %v (next %q)", by, kept, whole, next)
+		}
 		if fmt.Sprint(kept) != fmt.Sprint(counted) {
 			t.Errorf("aggregate by %s: kept %v, counted %v", by, kept, counted)
 		}
