@@ -462,23 +462,55 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, p vigil.Prin
 }
 
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
-	for k := range r.URL.Query() {
-		if k != "type" {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: type)", k))
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		problem(w, r, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err))
+		return
+	}
+	known := []string{"type", "tag", "limit", "cursor"}
+	for k := range q {
+		if !slices.Contains(known, k) {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: %s)", k, strings.Join(known, ", ")))
 			return
 		}
 	}
-	typ := r.URL.Query().Get("type")
-	if typ != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, typ) {
-		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", typ))
+	f := sqlstore.ResourceFilter{Type: q.Get("type"), Cursor: q.Get("cursor")}
+	if f.Type != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, f.Type) {
+		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", f.Type))
 		return
 	}
-	list, err := s.Store.Resources(r.Context(), p, typ)
+	for _, t := range q["tag"] {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "tag %q: want key=value", t))
+			return
+		}
+		if f.Tags == nil {
+			f.Tags = map[string]string{}
+		}
+		f.Tags[k] = v
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l))
+			return
+		}
+		f.Limit = n
+	}
+	list, next, err := s.Store.Resources(r.Context(), p, f)
 	if err != nil {
 		problem(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"resources": nonNil(list)})
+	writeJSON(w, http.StatusOK, ResourceList{Resources: nonNil(list), NextCursor: next})
+}
+
+// ResourceList is a page of resources.
+type ResourceList struct {
+	Resources []vigil.Resource `json:"resources"`
+	// NextCursor continues the listing; empty on the last page.
+	NextCursor string `json:"nextCursor,omitempty"`
 }
 
 // decode reads a JSON body: bounded, one object, no unknown fields.

@@ -166,6 +166,19 @@ func TestSubmitListAndLifecycle(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"team":"web"`) {
 		t.Errorf("resources: %d %s", code, body)
 	}
+	code, body, _ = f.call(t, "GET", "/v1/resources?tag=team%3Dweb&limit=1", f.member, nil)
+	if code != 200 || !strings.Contains(string(body), `"team":"web"`) {
+		t.Errorf("resources by tag: %d %s", code, body)
+	}
+	code, body, _ = f.call(t, "GET", "/v1/resources?tag=team%3Dother", f.member, nil)
+	if code != 200 || strings.Contains(string(body), `"team":"web"`) {
+		t.Errorf("resources by another tag: %d %s", code, body)
+	}
+	for _, bad := range []string{"tag=novalue", "limit=0", "limit=x", "cursor=x"} {
+		if code, body, _ = f.call(t, "GET", "/v1/resources?"+bad, f.member, nil); code != 400 {
+			t.Errorf("resources?%s: %d %s", bad, code, body)
+		}
+	}
 }
 
 func TestTenantIsolationOverHTTP(t *testing.T) {

@@ -614,22 +614,63 @@ func (s *Store) Finding(ctx context.Context, p vigil.Principal, id string) (*rec
 	return &st, nil
 }
 
-// Resources lists the resources a principal may see, optionally of one
-// type.
-func (s *Store) Resources(ctx context.Context, p vigil.Principal, typ string) ([]vigil.Resource, error) {
+// ResourceFilter selects resources. Empty fields select everything.
+type ResourceFilter struct {
+	ID   string
+	Type string
+	// Tags must all match.
+	Tags  map[string]string
+	Limit int
+	// Cursor continues a listing where the previous page ended.
+	Cursor string
+}
+
+// Resources lists the resources a principal may see, by type and name, a
+// page at a time (Limit, 100 by default, at most 1000): the next page's
+// cursor is returned, empty at the end.
+func (s *Store) Resources(ctx context.Context, p vigil.Principal, f ResourceFilter) ([]vigil.Resource, string, error) {
 	if p.Role == vigil.RoleAgent {
-		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read resources")
+		return nil, "", vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read resources")
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
 	}
 	query := `SELECT r.id, a.name, r.type, r.name, r.tags, r.details, r.first_seen, r.last_scanned, r.inventory_digest
 		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.inventory_digest <> '' AND r.account_id IN (` + placeholders(len(p.Visible)) + ")"
 	args := ids(p.Visible)
-	if typ != "" {
-		query += " AND r.type = ?"
-		args = append(args, typ)
+	if f.ID != "" {
+		query += " AND r.id = ?"
+		args = append(args, f.ID)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY r.type, r.name"), args...)
+	if f.Type != "" {
+		query += " AND r.type = ?"
+		args = append(args, f.Type)
+	}
+	keys := make([]string, 0, len(f.Tags))
+	for k := range f.Tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		query += " AND r.id IN (SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?)"
+		args = append(args, k, f.Tags[k])
+	}
+	if f.Cursor != "" {
+		var cur struct{ T, N, ID string }
+		raw, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+		if err == nil {
+			err = json.Unmarshal(raw, &cur)
+		}
+		if err != nil || cur.ID == "" {
+			return nil, "", vigil.Errorf(vigil.EINVALID, "cursor: not one a resource listing returned")
+		}
+		query += " AND (r.type > ? OR r.type = ? AND (r.name > ? OR r.name = ? AND r.id > ?))"
+		args = append(args, cur.T, cur.T, cur.N, cur.N, cur.ID)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY r.type, r.name, r.id LIMIT "+fmt.Sprint(limit+1)), args...)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer rows.Close()
 	var out []vigil.Resource
@@ -638,28 +679,40 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, typ string) ([
 		var tags, details string
 		var first, last int64
 		if err := rows.Scan(&r.ID, &r.Account, &r.Type, &r.Name, &tags, &details, &first, &last, &r.InventoryDigest); err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		json.Unmarshal([]byte(tags), &r.Tags)
-		json.Unmarshal([]byte(details), &r.Details)
+		if err := json.Unmarshal([]byte(tags), &r.Tags); err != nil {
+			return nil, "", fmt.Errorf("sqlstore: resource %s tags: %w", r.ID, err)
+		}
+		if err := json.Unmarshal([]byte(details), &r.Details); err != nil {
+			return nil, "", fmt.Errorf("sqlstore: resource %s details: %w", r.ID, err)
+		}
 		r.FirstSeen, r.LastScanned = fromMicros(first), fromMicros(last)
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		b, _ := json.Marshal(struct{ T, N, ID string }{last.Type, last.Name, last.ID})
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return out, next, nil
 }
 
 // Resource returns one resource the principal may see.
 func (s *Store) Resource(ctx context.Context, p vigil.Principal, id string) (*vigil.Resource, error) {
-	list, err := s.Resources(ctx, p, "")
+	list, _, err := s.Resources(ctx, p, ResourceFilter{ID: id})
 	if err != nil {
 		return nil, err
 	}
-	for i := range list {
-		if list[i].ID == id {
-			return &list[i], nil
-		}
+	if len(list) == 0 {
+		return nil, vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", id)
 	}
-	return nil, vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", id)
+	return &list[0], nil
 }
 
 // TagResource sets and removes tags of a resource; other tags are left as

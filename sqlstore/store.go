@@ -40,8 +40,8 @@ type Store struct {
 	postgres bool
 	// Now is the clock; tests set it.
 	Now func() time.Time
-	// writes counts submissions since the planner statistics were last
-	// refreshed (SQLite only; see Optimize).
+	// writes counts submissions, for upkeep every optimizeEvery (see
+	// wrote).
 	writes atomic.Int64
 }
 
@@ -61,7 +61,7 @@ const optimizeEvery = 200
 func (s *Store) Optimize(ctx context.Context) error {
 	query := "PRAGMA optimize=0x10002"
 	if s.postgres {
-		query = "ANALYZE findings, finding_packages, resource_tags, resources"
+		query = "ANALYZE findings, finding_packages, resource_tags, resources, agg_groups"
 	}
 	if _, err := s.db.ExecContext(ctx, query); err != nil {
 		return fmt.Errorf("sqlstore: optimize: %w", err)
@@ -69,11 +69,22 @@ func (s *Store) Optimize(ctx context.Context) error {
 	return nil
 }
 
-// wrote counts a submission and refreshes statistics every optimizeEvery.
-// A failure only costs query plans, so it is not the submitter's error.
+// wrote counts a submission and, every optimizeEvery, refreshes the
+// planner's statistics and, on PostgreSQL, vacuums agg_groups. Statistics
+// taken while the tables were small make PostgreSQL scan finding_packages
+// whole to delete a few rows, so ingest slows as the store grows. Every
+// submission updates the same few agg_groups rows (its account, its
+// repository, its packages); each update leaves a dead row version, and
+// until a vacuum removes them each later update of the row walks past all
+// of them. Autovacuum does both where it is on and has caught up; this
+// does not depend on it. A failure only costs speed, so it is not the
+// submitter's error.
 func (s *Store) wrote(ctx context.Context) {
-	if s.postgres || s.writes.Add(1)%optimizeEvery != 0 {
+	if s.writes.Add(1)%optimizeEvery != 0 {
 		return
+	}
+	if s.postgres {
+		_, _ = s.db.ExecContext(ctx, "VACUUM agg_groups")
 	}
 	_ = s.Optimize(ctx)
 }

@@ -390,14 +390,16 @@ func (e *env) findings(ctx context.Context, args []string) int {
 
 func (e *env) resources(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, "Usage: vigil resources <list|get ID|tag ID k=v…|untag ID k…|delete ID> [--server URL] [--key KEY] [--type TYPE] [--format table|json]\n")
+		fmt.Fprint(e.stderr, "Usage: vigil resources <list|get ID|tag ID k=v…|untag ID k…|delete ID> [--server URL] [--key KEY] [--type TYPE] [--tag k=v]… [--format table|json]\n")
 		return exitUsage
 	}
-	fs := newFlagSet(e, "resources "+args[0], "vigil resources list|get ID|tag ID k=v…|untag ID k…|delete ID [--server URL] [--key KEY] [--type TYPE] [--format table|json]")
+	fs := newFlagSet(e, "resources "+args[0], "vigil resources list|get ID|tag ID k=v…|untag ID k…|delete ID [--server URL] [--key KEY] [--type TYPE] [--tag k=v]… [--format table|json]")
 	server := fs.String("server", "", "server URL (default $VIGIL_SERVER)")
 	key := fs.String("key", "", "API key (default $VIGIL_KEY)")
 	format := fs.String("format", "table", "table or json")
 	typ := fs.String("type", "", "list: host, image or function")
+	var tagFilter multiFlag
+	fs.Var(&tagFilter, "tag", "list: only resources with this tag, key=value (repeatable)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return exitUsage
@@ -424,15 +426,25 @@ func (e *env) resources(ctx context.Context, args []string) int {
 	}
 	switch args[0] {
 	case "list":
-		var out struct {
-			Resources []vigil.Resource `json:"resources"`
-		}
-		q := url.Values{}
+		// Every page: resources are listed whole.
+		var out httpapi.ResourceList
+		q := url.Values{"limit": {"1000"}}
 		if *typ != "" {
 			q.Set("type", *typ)
 		}
-		if err := c.do(ctx, http.MethodGet, "/v1/resources?"+q.Encode(), nil, &out); err != nil {
-			return e.fail(err)
+		for _, t := range tagFilter {
+			q.Add("tag", t)
+		}
+		for {
+			var page httpapi.ResourceList
+			if err := c.do(ctx, http.MethodGet, "/v1/resources?"+q.Encode(), nil, &page); err != nil {
+				return e.fail(err)
+			}
+			out.Resources = append(out.Resources, page.Resources...)
+			if page.NextCursor == "" {
+				break
+			}
+			q.Set("cursor", page.NextCursor)
 		}
 		if *format == "json" {
 			return printJSON(out)

@@ -55,6 +55,13 @@ func must[T any](v T, err error) T {
 	return v
 }
 
+func mustList[T any](v T, _ string, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func mustPage[T any](v T, next string, err error) (T, string) {
 	if err != nil {
 		panic(err)
@@ -207,7 +214,7 @@ func testLifecycle(t *testing.T, s *sqlstore.Store) {
 		t.Errorf("after the purge: %+v", got)
 	}
 	consistent(t, s, reader)
-	rs := must(s.Resources(ctx, reader, ""))
+	rs := mustList(s.Resources(ctx, reader, sqlstore.ResourceFilter{}))
 	must(s.DeleteResource(ctx, principal(t, s, "acme", vigil.RoleAdmin), rs[0].ID))
 	consistent(t, s, reader)
 }
@@ -479,6 +486,32 @@ func testFilters(t *testing.T, s *sqlstore.Store) {
 	if _, _, err := s.Aggregate(ctx, org, "colour", sqlstore.FindingFilter{}); code(err) != vigil.EINVALID {
 		t.Errorf("unknown aggregation: %v", err)
 	}
+	// Resources: by type and name, a page at a time, filtered by tag.
+	var names []string
+	f := sqlstore.ResourceFilter{Limit: 1}
+	for {
+		page, next := mustPage(s.Resources(ctx, org, f))
+		if len(page) != 1 {
+			t.Fatalf("resource page: %+v", page)
+		}
+		names = append(names, page[0].Type+" "+page[0].Name)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if len(names) != 3 || !slices.IsSorted(names) {
+		t.Errorf("resources by page: %v", names)
+	}
+	if rs := mustList(s.Resources(ctx, org, sqlstore.ResourceFilter{Tags: map[string]string{"env": "prod"}})); len(rs) != 1 || rs[0].Name != "registry.example.com/web:1" {
+		t.Errorf("resources tagged env=prod: %+v", rs)
+	}
+	if rs := mustList(s.Resources(ctx, team, sqlstore.ResourceFilter{Type: vigil.ResourceImage, Tags: map[string]string{"env": "none"}})); len(rs) != 0 {
+		t.Errorf("resources of an unused tag: %+v", rs)
+	}
+	if _, _, err := s.Resources(ctx, org, sqlstore.ResourceFilter{Cursor: "x"}); code(err) != vigil.EINVALID {
+		t.Errorf("bad resource cursor: %v", err)
+	}
 	if _, _, err := s.Aggregate(ctx, org, "vulnerability", sqlstore.FindingFilter{Cursor: "bm9wZQ"}); code(err) != vigil.EINVALID {
 		t.Errorf("bad aggregation cursor: %v", err)
 	}
@@ -510,7 +543,7 @@ func testConcurrent(t *testing.T, s *sqlstore.Store) {
 			t.Errorf("concurrent submission: %v", err)
 		}
 	}
-	rs := must(s.Resources(ctx, admin, ""))
+	rs := mustList(s.Resources(ctx, admin, sqlstore.ResourceFilter{}))
 	if len(rs) != 1 || len(must2(t, s, admin, sqlstore.FindingFilter{})) != 1 {
 		t.Fatalf("resources %+v", rs)
 	}
