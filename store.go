@@ -52,6 +52,9 @@ const (
 	ResourceFunction = "function"
 )
 
+// ResourceTypes are the resource types, in the order they are listed.
+var ResourceTypes = []string{ResourceHost, ResourceImage, ResourceFunction}
+
 // Resource is a host, image or function whose findings Vigil keeps.
 type Resource struct {
 	ID              string            `json:"id"`

@@ -117,7 +117,7 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 			return
 		}
 	}
-	if req.Type != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, req.Type) {
+	if req.Type != "" && !slices.Contains(vigil.ResourceTypes, req.Type) {
 		os.Remove(path)
 		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", req.Type))
 		return

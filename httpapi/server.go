@@ -258,14 +258,9 @@ var findingParams = []string{"status", "severity", "type", "resourceId", "resour
 // bad values are errors.
 func parseFilter(raw string, allowed []string) (sqlstore.FindingFilter, url.Values, error) {
 	var f sqlstore.FindingFilter
-	q, err := url.ParseQuery(raw)
+	q, err := parseQuery(raw, allowed)
 	if err != nil {
-		return f, nil, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err)
-	}
-	for k := range q {
-		if !slices.Contains(allowed, k) {
-			return f, nil, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: %s)", k, strings.Join(allowed, ", "))
-		}
+		return f, nil, err
 	}
 	list := func(name string, known []string) ([]string, error) {
 		var out []string
@@ -289,18 +284,11 @@ func parseFilter(raw string, allowed []string) (sqlstore.FindingFilter, url.Valu
 	f.Type, f.ResourceID, f.ResourceType = q.Get("type"), q.Get("resourceId"), q.Get("resourceType")
 	f.VulnID, f.PackageName, f.PackageVersion, f.PackageEcosystem = q.Get("vulnerabilityId"), q.Get("packageName"), q.Get("packageVersion"), q.Get("packageEcosystem")
 	f.TitleContains, f.Sort, f.Cursor = q.Get("titleContains"), q.Get("sort"), q.Get("cursor")
-	if f.ResourceType != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, f.ResourceType) {
+	if f.ResourceType != "" && !slices.Contains(vigil.ResourceTypes, f.ResourceType) {
 		return f, nil, vigil.Errorf(vigil.EINVALID, "resourceType %q: want host, image or function", f.ResourceType)
 	}
-	for _, t := range q["resourceTag"] {
-		k, v, ok := strings.Cut(t, "=")
-		if !ok || k == "" {
-			return f, nil, vigil.Errorf(vigil.EINVALID, "resourceTag %q: want key=value", t)
-		}
-		if f.ResourceTags == nil {
-			f.ResourceTags = map[string]string{}
-		}
-		f.ResourceTags[k] = v
+	if f.ResourceTags, err = parseTags(q, "resourceTag"); err != nil {
+		return f, nil, err
 	}
 	if v := q.Get("fixAvailable"); v != "" {
 		if !slices.Contains([]string{vigil.FixYes, vigil.FixNo, vigil.FixPartial}, strings.ToUpper(v)) {
@@ -356,14 +344,53 @@ func parseFilter(raw string, allowed []string) (sqlstore.FindingFilter, url.Valu
 			return f, nil, vigil.Errorf(vigil.EINVALID, "%sFrom is after %sTo", r.name, r.name)
 		}
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return f, nil, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l)
-		}
-		f.Limit = n
+	if f.Limit, err = parseLimit(q); err != nil {
+		return f, nil, err
 	}
 	return f, q, nil
+}
+
+// parseQuery parses a query string and refuses parameters not allowed.
+func parseQuery(raw string, allowed []string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err)
+	}
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			return nil, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: %s)", k, strings.Join(allowed, ", "))
+		}
+	}
+	return q, nil
+}
+
+// parseTags reads a repeated key=value parameter; nil when absent.
+func parseTags(q url.Values, name string) (map[string]string, error) {
+	var tags map[string]string
+	for _, t := range q[name] {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, vigil.Errorf(vigil.EINVALID, "%s %q: want key=value", name, t)
+		}
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		tags[k] = v
+	}
+	return tags, nil
+}
+
+// parseLimit reads a page size, 1 to 1000; 0 when absent.
+func parseLimit(q url.Values) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l)
+	}
+	return n, nil
 }
 
 func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
@@ -462,41 +489,10 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, p vigil.Prin
 }
 
 func (s *Server) listResources(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	f, err := parseResourceFilter(r.URL.RawQuery)
 	if err != nil {
-		problem(w, r, vigil.Errorf(vigil.EINVALID, "malformed query: %v", err))
+		problem(w, r, err)
 		return
-	}
-	known := []string{"type", "tag", "limit", "cursor"}
-	for k := range q {
-		if !slices.Contains(known, k) {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "unknown parameter %q (known: %s)", k, strings.Join(known, ", ")))
-			return
-		}
-	}
-	f := sqlstore.ResourceFilter{Type: q.Get("type"), Cursor: q.Get("cursor")}
-	if f.Type != "" && !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, f.Type) {
-		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", f.Type))
-		return
-	}
-	for _, t := range q["tag"] {
-		k, v, ok := strings.Cut(t, "=")
-		if !ok || k == "" {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "tag %q: want key=value", t))
-			return
-		}
-		if f.Tags == nil {
-			f.Tags = map[string]string{}
-		}
-		f.Tags[k] = v
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "limit %q: want 1 to 1000", l))
-			return
-		}
-		f.Limit = n
 	}
 	list, next, err := s.Store.Resources(r.Context(), p, f)
 	if err != nil {
@@ -504,6 +500,24 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request, p vigil.P
 		return
 	}
 	writeJSON(w, http.StatusOK, ResourceList{Resources: nonNil(list), NextCursor: next})
+}
+
+// parseResourceFilter reads the query of a resource listing.
+func parseResourceFilter(raw string) (sqlstore.ResourceFilter, error) {
+	var f sqlstore.ResourceFilter
+	q, err := parseQuery(raw, []string{"type", "tag", "limit", "cursor"})
+	if err != nil {
+		return f, err
+	}
+	f.Type, f.Cursor = q.Get("type"), q.Get("cursor")
+	if f.Type != "" && !slices.Contains(vigil.ResourceTypes, f.Type) {
+		return f, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", f.Type)
+	}
+	if f.Tags, err = parseTags(q, "tag"); err != nil {
+		return f, err
+	}
+	f.Limit, err = parseLimit(q)
+	return f, err
 }
 
 // ResourceList is a page of resources.

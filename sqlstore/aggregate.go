@@ -3,8 +3,6 @@ package sqlstore
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -187,24 +185,19 @@ func sortAggregates(out []Aggregate, tie []string) {
 	}
 }
 
+// aggCursor continues an aggregation: the groups to skip.
+type aggCursor struct {
+	By string `json:"by"`
+	O  int    `json:"o"`
+}
+
 func encodeAggCursor(by string, offset int) string {
-	b, _ := json.Marshal(struct {
-		By string `json:"by"`
-		O  int    `json:"o"`
-	}{by, offset})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return encodeToken(aggCursor{by, offset})
 }
 
 func decodeAggCursor(c, by string) (int, error) {
-	var cur struct {
-		By string `json:"by"`
-		O  int    `json:"o"`
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		err = json.Unmarshal(raw, &cur)
-	}
-	if err != nil || cur.By != by || cur.O < 0 {
+	var cur aggCursor
+	if !decodeToken(c, &cur) || cur.By != by || cur.O < 0 {
 		return 0, vigil.Errorf(vigil.EINVALID, "cursor: not one this aggregation returned")
 	}
 	return cur.O, nil

@@ -44,7 +44,7 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 	if !slices.Contains(submitRoles, p.Role) {
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "a %s key cannot submit inventories", p.Role)
 	}
-	if !slices.Contains([]string{vigil.ResourceHost, vigil.ResourceImage, vigil.ResourceFunction}, spec.Type) {
+	if !slices.Contains(vigil.ResourceTypes, spec.Type) {
 		return nil, vigil.Errorf(vigil.EINVALID, "resource type %q: want host, image or function", spec.Type)
 	}
 	if strings.TrimSpace(spec.Name) == "" || len(spec.Name) > 512 {
@@ -204,22 +204,26 @@ func newID() string {
 }
 
 func (s *Store) resourceFindings(ctx context.Context, tx *sql.Tx, resource string) ([]reconcile.Stored, error) {
-	rows, err := tx.QueryContext(ctx, s.q("SELECT body FROM findings WHERE resource_id = ?"), resource)
+	return jsonRows[reconcile.Stored](tx.QueryContext(ctx, s.q("SELECT body FROM findings WHERE resource_id = ?"), resource))
+}
+
+// jsonRows reads a query's rows of one JSON column.
+func jsonRows[T any](rows *sql.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []reconcile.Stored
+	var out []T
 	for rows.Next() {
 		var body string
 		if err := rows.Scan(&body); err != nil {
 			return nil, err
 		}
-		var st reconcile.Stored
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			return nil, fmt.Errorf("sqlstore: corrupt finding: %w", err)
+		var v T
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			return nil, fmt.Errorf("sqlstore: corrupt %T: %w", v, err)
 		}
-		out = append(out, st)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -522,23 +526,21 @@ func (s *Store) findingWhere(p vigil.Principal, f FindingFilter) ([]string, []an
 	return where, args
 }
 
+// findingCursor continues a finding listing: the last row's sort key and
+// id, under the sort it belongs to.
+type findingCursor struct {
+	S  string  `json:"s"`
+	V  float64 `json:"v"`
+	ID string  `json:"id"`
+}
+
 func encodeCursor(sort string, v float64, id string) string {
-	b, _ := json.Marshal(struct {
-		S  string  `json:"s"`
-		V  float64 `json:"v"`
-		ID string  `json:"id"`
-	}{sort, v, id})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return encodeToken(findingCursor{sort, v, id})
 }
 
 func decodeCursor(c, sort string) (float64, string, error) {
-	var cur struct {
-		S  string  `json:"s"`
-		V  float64 `json:"v"`
-		ID string  `json:"id"`
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || json.Unmarshal(b, &cur) != nil || cur.ID == "" {
+	var cur findingCursor
+	if !decodeToken(c, &cur) || cur.ID == "" {
 		return 0, "", vigil.Errorf(vigil.EINVALID, "invalid cursor")
 	}
 	if cur.S != sort {
@@ -547,31 +549,30 @@ func decodeCursor(c, sort string) (float64, string, error) {
 	return cur.V, cur.ID, nil
 }
 
+// encodeToken makes the opaque cursor of a listing: v as base64url JSON.
+func encodeToken(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeToken reads a cursor encodeToken made into v.
+func decodeToken(c string, v any) bool {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	return err == nil && json.Unmarshal(b, v) == nil
+}
+
 // History returns the events of a finding the principal may see, oldest
 // first.
 func (s *Store) History(ctx context.Context, p vigil.Principal, findingID string) ([]reconcile.Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT body FROM events WHERE finding_id = ? AND account_id IN ("+placeholders(len(p.Visible))+") ORDER BY id"),
-		append([]any{findingID}, ids(p.Visible)...)...)
+	out, err := jsonRows[reconcile.Event](s.db.QueryContext(ctx, s.q("SELECT body FROM events WHERE finding_id = ? AND account_id IN ("+placeholders(len(p.Visible))+") ORDER BY id"),
+		append([]any{findingID}, ids(p.Visible)...)...))
 	if err != nil {
 		return nil, err
-	}
-	defer rows.Close()
-	var out []reconcile.Event
-	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		var e reconcile.Event
-		if err := json.Unmarshal([]byte(body), &e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
 	}
 	if len(out) == 0 {
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "finding %s not found", findingID)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ResourcesHolding lists the resources whose stored inventory holds a
@@ -658,11 +659,7 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, f ResourceFilt
 	}
 	if f.Cursor != "" {
 		var cur struct{ T, N, ID string }
-		raw, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-		if err == nil {
-			err = json.Unmarshal(raw, &cur)
-		}
-		if err != nil || cur.ID == "" {
+		if !decodeToken(f.Cursor, &cur) || cur.ID == "" {
 			return nil, "", vigil.Errorf(vigil.EINVALID, "cursor: not one a resource listing returned")
 		}
 		query += " AND (r.type > ? OR r.type = ? AND (r.name > ? OR r.name = ? AND r.id > ?))"
@@ -697,8 +694,7 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, f ResourceFilt
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		b, _ := json.Marshal(struct{ T, N, ID string }{last.Type, last.Name, last.ID})
-		next = base64.RawURLEncoding.EncodeToString(b)
+		next = encodeToken(struct{ T, N, ID string }{last.Type, last.Name, last.ID})
 	}
 	return out, next, nil
 }

@@ -55,9 +55,9 @@ const optimizeEvery = 200
 // than the first page of the severity index). On SQLite it runs PRAGMA
 // optimize, which analyses only tables whose size changed much since their
 // last analysis, with a bounded sample; it runs at open and every
-// optimizeEvery submissions. On PostgreSQL autovacuum analyses tables as
-// they change; Optimize (run hourly by the server) analyses the finding
-// tables too, which samples a bounded number of rows.
+// optimizeEvery submissions. On PostgreSQL it analyses the finding tables
+// (a bounded sample of rows each) every optimizeEvery submissions, as
+// autovacuum would where it is on. The server also runs it hourly.
 func (s *Store) Optimize(ctx context.Context) error {
 	query := "PRAGMA optimize=0x10002"
 	if s.postgres {
@@ -115,9 +115,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
-	if err := s.Optimize(ctx); err != nil {
-		s.db.Close()
-		return nil, err
+	// SQLite's recommended use of PRAGMA optimize: at every open. On
+	// PostgreSQL, an ANALYZE at every open would be start-up work that
+	// the upkeep does anyway.
+	if !s.postgres {
+		if err := s.Optimize(ctx); err != nil {
+			s.db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -140,10 +139,8 @@ func (e *env) dbUpdate(ctx context.Context, args []string) int {
 		return e.fail(err)
 	}
 	if *format == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(sum); err != nil {
-			return e.fail(err)
+		if code := e.printJSON(sum); code != exitOK {
+			return code
 		}
 	} else {
 		for _, w := range sum.Warnings {
@@ -228,12 +225,7 @@ func (e *env) dbStatus(ctx context.Context, args []string) int {
 		return e.fail(err)
 	}
 	if *format == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			return e.fail(err)
-		}
-		return exitOK
+		return e.printJSON(st)
 	}
 	printStatus(e.stdout, st)
 	return exitOK
@@ -321,12 +313,7 @@ func (e *env) dbShow(ctx context.Context, args []string) int {
 		return e.fail(err)
 	}
 	if *format == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
-			return e.fail(err)
-		}
-		return exitOK
+		return e.printJSON(v)
 	}
 	printVuln(e.stdout, v)
 	return exitOK
@@ -497,12 +484,7 @@ func (e *env) dbLookup(ctx context.Context, args []string) int {
 		rows = append(rows, lookupRow{ID: v.ID, Severity: v.Severity, Summary: v.Summary, Withdrawn: en.Affected.Withdrawn, Affected: en.Affected})
 	}
 	if *format == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rows); err != nil {
-			return e.fail(err)
-		}
-		return exitOK
+		return e.printJSON(rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintf(e.stdout, "No advisory names %s in %s.\n", pos[1], pos[0])
@@ -563,12 +545,7 @@ func (e *env) dbMirror(ctx context.Context, args []string) int {
 		return e.fail(err)
 	}
 	if *format == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return e.fail(err)
-		}
-		return exitOK
+		return e.printJSON(res)
 	}
 	counts := map[string]int{}
 	var bytes int64

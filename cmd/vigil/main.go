@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -126,6 +127,16 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // fail prints an error and returns its exit code: usage for invalid input,
 // failure otherwise.
+// printJSON writes v to stdout as indented JSON.
+func (e *env) printJSON(v any) int {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return e.fail(err)
+	}
+	return exitOK
+}
+
 func (e *env) fail(err error) int {
 	fmt.Fprintln(e.stderr, "vigil:", err)
 	var verr *vigil.Error

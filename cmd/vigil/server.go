@@ -308,10 +308,7 @@ func (e *env) findings(ctx context.Context, args []string) int {
 		if err := c.do(ctx, http.MethodGet, "/v1/findings/"+url.PathEscape(pos[0]), nil, &d); err != nil {
 			return e.fail(err)
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(d)
-		return exitOK
+		return e.printJSON(d)
 	case "list", "aggregate":
 		q := url.Values{}
 		for k, v := range map[string]string{"status": *status, "severity": *severity, "resourceId": *resource, "vulnerabilityId": *vuln, "packageName": *pkg} {
@@ -337,10 +334,7 @@ func (e *env) findings(ctx context.Context, args []string) int {
 				return e.fail(err)
 			}
 			if *format == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				enc.Encode(agg)
-				return exitOK
+				return e.printJSON(agg)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "GROUP\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNTRIAGED\tTOTAL")
@@ -365,10 +359,7 @@ func (e *env) findings(ctx context.Context, args []string) int {
 			return e.fail(err)
 		}
 		if *format == "json" {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(list)
-			return exitOK
+			return e.printJSON(list)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tVULNERABILITY\tPACKAGES\tLAST OBSERVED")
@@ -411,12 +402,6 @@ func (e *env) resources(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	printJSON := func(v any) int {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(v)
-		return exitOK
-	}
 	need := func(n int) bool {
 		if len(pos) < n {
 			fs.Usage()
@@ -447,7 +432,7 @@ func (e *env) resources(ctx context.Context, args []string) int {
 			q.Set("cursor", page.NextCursor)
 		}
 		if *format == "json" {
-			return printJSON(out)
+			return e.printJSON(out)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tTYPE\tNAME\tACCOUNT\tTAGS\tLAST SCANNED")
@@ -469,7 +454,7 @@ func (e *env) resources(ctx context.Context, args []string) int {
 		if err := c.do(ctx, http.MethodGet, "/v1/resources/"+url.PathEscape(pos[0]), nil, &r); err != nil {
 			return e.fail(err)
 		}
-		return printJSON(r)
+		return e.printJSON(r)
 	case "tag", "untag":
 		if !need(2) {
 			return exitUsage
@@ -490,7 +475,7 @@ func (e *env) resources(ctx context.Context, args []string) int {
 		if err := c.do(ctx, http.MethodPatch, "/v1/resources/"+url.PathEscape(pos[0])+"/tags", req, &r); err != nil {
 			return e.fail(err)
 		}
-		return printJSON(r)
+		return e.printJSON(r)
 	case "delete":
 		if !need(1) {
 			return exitUsage
@@ -499,7 +484,7 @@ func (e *env) resources(ctx context.Context, args []string) int {
 		if err := c.do(ctx, http.MethodDelete, "/v1/resources/"+url.PathEscape(pos[0]), nil, &out); err != nil {
 			return e.fail(err)
 		}
-		return printJSON(out)
+		return e.printJSON(out)
 	}
 	fs.Usage()
 	return exitUsage
