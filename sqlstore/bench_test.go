@@ -2,9 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/internal/testutil"
 	"github.com/vigil-project/vigil/sqlstore"
 )
 
@@ -145,21 +143,7 @@ func benchStore(b *testing.B, backend string) *sqlstore.Store {
 		b.Cleanup(func() { s.Close() })
 		return s
 	}
-	admin, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	if err == nil {
-		err = admin.Ping()
-	}
-	if err != nil {
-		b.Skipf("PostgreSQL unreachable: %v", err)
-	}
-	raw := make([]byte, 6)
-	rand.Read(raw)
-	name := "vigil_bench_" + hex.EncodeToString(raw)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); admin.Close() })
-	s, err := sqlstore.Open(ctx, "postgres://postgres@127.0.0.1:5432/"+name+"?sslmode=disable")
+	s, err := sqlstore.Open(ctx, testutil.Postgres(b))
 	if err != nil {
 		b.Fatal(err)
 	}
