@@ -93,17 +93,10 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 			res.Stats.NoData++
 			continue
 		}
-		name, version, matcher := p.Name, p.Version, MatcherOSV
-		if distroTypes[p.Type] {
-			matcher = MatcherDistro
-			name, version = cmp.Or(p.SourceName, p.Name), cmp.Or(p.SourceVersion, p.Version)
-			// A kernel's source builds headers, tools and libc headers too;
-			// only the kernel image runs the kernel's code.
-			if kernelSource.MatchString(name) && !strings.HasPrefix(p.Name, "linux-image") {
-				res.Stats.KernelSkips++
-				continue
-			}
-			name, version = signedKernel(name, version)
+		name, version, matcher, ok := lookupName(p)
+		if !ok {
+			res.Stats.KernelSkips++
+			continue
 		}
 		res.Stats.Checked++
 		iv, err := parseVersion(version, p.Ecosystem)
@@ -171,6 +164,48 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 // signedKernel maps Debian's signed kernel wrapper (linux-signed-amd64
 // 6.1.76+1) to the kernel source its advisories are keyed by (linux
 // 6.1.76-1).
+// lookupName is the name and version a package is looked up and judged
+// under, and the matcher that judges it. Distribution packages are judged
+// through their source package; ok is false for a kernel's headers and
+// tools, which do not run the kernel's code.
+func lookupName(p vigil.Package) (name, version, matcher string, ok bool) {
+	if !distroTypes[p.Type] {
+		return p.Name, p.Version, MatcherOSV, true
+	}
+	name, version = cmp.Or(p.SourceName, p.Name), cmp.Or(p.SourceVersion, p.Version)
+	// A kernel's source builds headers, tools and libc headers too; only
+	// the kernel image runs the kernel's code.
+	if kernelSource.MatchString(name) && !strings.HasPrefix(p.Name, "linux-image") {
+		return "", "", "", false
+	}
+	name, version = signedKernel(name, version)
+	return name, version, MatcherDistro, true
+}
+
+// LookupKeys are the database keys an inventory's matching looks up,
+// whether or not the database has data for them yet: the keys to keep
+// with a stored inventory, so that a database update that changes one
+// finds the inventories to match again.
+func LookupKeys(inv *vigil.Inventory) []vulndb.PackageRef {
+	seen := map[vulndb.PackageRef]bool{}
+	var out []vulndb.PackageRef
+	for _, p := range inv.Packages {
+		if p.OwnedBy != "" || p.Ecosystem == "" {
+			continue
+		}
+		name, _, _, ok := lookupName(p)
+		if !ok {
+			continue
+		}
+		k := vulndb.PackageRef{Ecosystem: p.Ecosystem, Package: vulndb.PackageKey(p.Ecosystem, name)}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 func signedKernel(name, version string) (string, string) {
 	if !strings.HasPrefix(name, "linux-signed") {
 		return name, version

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -43,9 +44,24 @@ func (e *Error) Error() string {
 		return msg + ": the credentials lack permission"
 	}
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		msg += ": " + detail(e.Err)
 	}
 	return msg
+}
+
+// detail is the part of err that says what happened. go-containerregistry
+// tries https and http at once for plain-HTTP registries and reports both
+// failures; the HTTP status, or the network failure, is what matters.
+func detail(err error) string {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return strings.Join(strings.Fields(te.Error()), " ")
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	return err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

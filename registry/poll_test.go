@@ -269,6 +269,7 @@ func TestPollCredentials(t *testing.T) {
 			if err == nil {
 				t.Fatal("Poll succeeded")
 			}
+			t.Log(err)
 			if Retryable(err) {
 				t.Errorf("Retryable(%v) = true; wrong credentials do not get better", err)
 			}
@@ -299,6 +300,7 @@ func TestPollUnavailable(t *testing.T) {
 	if err == nil {
 		t.Fatal("Poll succeeded against a 503")
 	}
+	t.Log(err)
 	if !Retryable(err) {
 		t.Errorf("Retryable(%v) = false, want true", err)
 	}
@@ -315,6 +317,7 @@ func TestPollRegistryDown(t *testing.T) {
 	if err == nil {
 		t.Fatal("Poll succeeded against a closed listener")
 	}
+	t.Log(err)
 	if !Retryable(err) {
 		t.Errorf("Retryable(%v) = false, want true", err)
 	}
@@ -337,7 +340,9 @@ func TestPollCanceled(t *testing.T) {
 func TestPollHTTPSStaysOnTLS(t *testing.T) {
 	// go-containerregistry would speak plain HTTP to a loopback address;
 	// an https:// registry must get TLS.
-	srv := httptest.NewTLSServer(ggcrregistry.New(ggcrregistry.Logger(quiet)))
+	srv := httptest.NewUnstartedServer(ggcrregistry.New(ggcrregistry.Logger(quiet)))
+	srv.Config.ErrorLog = quiet // the plain-HTTP ping racing the TLS one
+	srv.StartTLS()
 	defer srv.Close()
 	old := defaultTransport
 	defaultTransport = srv.Client().Transport
@@ -389,5 +394,27 @@ func TestPollDebian(t *testing.T) {
 	}
 	if ref := res.Images[0].Ref(c); ref != c.Host()+"/library/debian@"+d {
 		t.Errorf("Ref %q", ref)
+	}
+}
+
+func TestPollRepositoryDenied(t *testing.T) {
+	_, c := serve(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v2/secret/tags/list" {
+				http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	d := push(t, c, "open:1", randomImage(t))
+	push(t, c, "secret:1", randomImage(t))
+	res := poll(t, c)
+	if len(res.Images) != 1 || res.Images[0].Digest != d {
+		t.Errorf("images %+v, want open:1", res.Images)
+	}
+	want := Skip{Ref: c.Host() + "/secret", Reason: "list the tags of secret: access denied (403)"}
+	if len(res.Skipped) != 1 || res.Skipped[0] != want {
+		t.Errorf("skipped %+v, want %+v", res.Skipped, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/match"
 	"github.com/vigil-project/vigil/reconcile"
 	"github.com/vigil-project/vigil/score"
 )
@@ -124,18 +125,8 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 	if _, err := tx.ExecContext(ctx, s.q("DELETE FROM inventory_packages WHERE resource_id = ?"), id); err != nil {
 		return nil, err
 	}
-	seen := map[[2]string]bool{}
-	for _, pkg := range inv.Packages {
-		name := pkg.Name
-		if pkg.SourceName != "" {
-			name = pkg.SourceName
-		}
-		k := [2]string{pkg.Ecosystem, name}
-		if pkg.Ecosystem == "" || seen[k] {
-			continue
-		}
-		seen[k] = true
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO inventory_packages(resource_id, ecosystem, package) VALUES (?, ?, ?)"), id, k[0], k[1]); err != nil {
+	for _, k := range match.LookupKeys(inv) {
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO inventory_packages(resource_id, ecosystem, package) VALUES (?, ?, ?)"), id, k.Ecosystem, k.Package); err != nil {
 			return nil, fmt.Errorf("sqlstore: inventory index: %w", err)
 		}
 	}

@@ -144,7 +144,7 @@ func testLifecycle(t *testing.T, s *sqlstore.Store) {
 	agent := principal(t, s, "acme", vigil.RoleAgent)
 	reader := principal(t, s, "acme", vigil.RoleReadOnly)
 	spec := sqlstore.ResourceSpec{Type: vigil.ResourceImage, Name: "registry.example.com/app:1", Tags: map[string]string{"team": "web"}}
-	inv := inventory("sha256:1", vigil.Package{Name: "lodash", Version: "1.0", Ecosystem: "npm"}, vigil.Package{Name: "libssl3", SourceName: "openssl", Version: "3.0", Ecosystem: "Debian:12"})
+	inv := inventory("sha256:1", vigil.Package{Name: "lodash", Version: "1.0", Ecosystem: "npm"}, vigil.Package{Name: "libssl3", Type: "deb", SourceName: "openssl", Version: "3.0", Ecosystem: "Debian:12"})
 
 	sub, err := s.SubmitInventory(ctx, agent, spec, inv, []vigil.Finding{finding("CVE-1", "HIGH", "lodash"), finding("CVE-2", "LOW", "lodash")}, 1)
 	if err != nil {
