@@ -27,6 +27,13 @@ type ResourceSpec struct {
 	Type    string
 	Name    string
 	Tags    map[string]string
+	// SourceRef is where a rescan can read the resource again (a registry
+	// reference); empty keeps the one recorded before.
+	SourceRef string
+	// Unsupported, when set, is why the inventory could not be judged
+	// (vigil.ReasonUnsupportedOS); the resource is then INACTIVE.
+	Unsupported string
+	Message     string
 }
 
 // Submitted is what storing an inventory did.
@@ -104,8 +111,16 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 		tags[k] = v
 	}
 	merged, _ := json.Marshal(tags)
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE resources SET tags = ?, details = ?, last_scanned = ?, inventory_digest = ? WHERE id = ?`),
-		string(merged), string(details), micros(now), inv.Digest, id); err != nil {
+	status := vigil.ScanActive
+	if spec.Unsupported != "" {
+		status = vigil.ScanInactive
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE resources SET tags = ?, details = ?, last_scanned = ?, inventory_digest = ?,
+		scan_status = ?, scan_reason = ?, scan_message = ?, matched_revision = ?, matched_at = ?,
+		source_ref = CASE WHEN ? = '' THEN source_ref ELSE ? END,
+		last_activity = CASE WHEN last_activity = 0 THEN ? ELSE last_activity END WHERE id = ?`),
+		string(merged), string(details), micros(now), inv.Digest, status, spec.Unsupported, spec.Message, dbRevision, micros(now),
+		spec.SourceRef, spec.SourceRef, micros(now), id); err != nil {
 		return nil, fmt.Errorf("sqlstore: resource: %w", err)
 	}
 	if err := s.setTags(ctx, tx, id, tags); err != nil {
@@ -140,6 +155,9 @@ func (s *Store) SubmitInventory(ctx context.Context, p vigil.Principal, spec Res
 		return nil, err
 	}
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
+		return nil, err
+	}
+	if err := s.countUsage(ctx, tx, accountID, spec.Type, now, "scans"); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -797,7 +815,7 @@ func (s *Store) DeleteResource(ctx context.Context, p vigil.Principal, id string
 	}
 	// The resource row stays, marked by an empty inventory digest, so that
 	// its closed findings keep their resource; it no longer lists.
-	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET inventory_digest = '' , tags = '{}' WHERE id = ?"), id); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET inventory_digest = '', tags = '{}', scan_status = 'DELETED' WHERE id = ?"), id); err != nil {
 		return nil, err
 	}
 	return res.Events, tx.Commit()

@@ -40,6 +40,9 @@ type Store struct {
 	postgres bool
 	// Now is the clock; tests set it.
 	Now func() time.Time
+	// Policy says which resources continuous scanning leaves out; the
+	// coverage reasons follow it.
+	Policy vigil.CoveragePolicy
 	// writes counts submissions, for upkeep every optimizeEvery (see
 	// wrote).
 	writes atomic.Int64

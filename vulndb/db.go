@@ -323,6 +323,64 @@ func (db *DB) Changes(ctx context.Context, revision int64) ([]PackageRef, error)
 	return out, rows.Err()
 }
 
+// keptRevisions is how many revisions' change sets a database keeps.
+const keptRevisions = 16
+
+// ChangeSet is what changed between two revisions.
+type ChangeSet struct {
+	// Packages are the (ecosystem, package) keys whose affected ranges
+	// changed: the inventories holding one must be matched again.
+	Packages []PackageRef
+	// Vulns are the vulnerabilities whose record, KEV entry or EPSS score
+	// changed: their open findings must be refreshed.
+	Vulns []string
+}
+
+// ChangesSince returns what changed after revision from up to this database's
+// revision. complete is false when the database no longer keeps (or
+// never had) the change set of one of those revisions: then every stored
+// inventory must be matched again.
+func (db *DB) ChangesSince(ctx context.Context, from int64) (cs ChangeSet, complete bool, err error) {
+	to := db.meta.Revision
+	if from >= to {
+		return cs, true, nil
+	}
+	var since int64
+	var v string
+	if err := db.sql.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'changes_since'").Scan(&v); err == nil {
+		since, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if from <= 0 || from+1 < since || from+1 <= to-keptRevisions {
+		return cs, false, nil
+	}
+	seen := map[PackageRef]bool{}
+	for rev := from + 1; rev <= to; rev++ {
+		keys, err := db.Changes(ctx, rev)
+		if err != nil {
+			return cs, false, err
+		}
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				cs.Packages = append(cs.Packages, k)
+			}
+		}
+	}
+	rows, err := db.sql.QueryContext(ctx, "SELECT DISTINCT vuln FROM vuln_changes WHERE revision > ? AND revision <= ? ORDER BY vuln", from, to)
+	if err != nil {
+		return cs, false, fmt.Errorf("vulndb: changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return cs, false, err
+		}
+		cs.Vulns = append(cs.Vulns, id)
+	}
+	return cs, true, rows.Err()
+}
+
 // Packages lists every (ecosystem, package) key some advisory names.
 func (db *DB) Packages(ctx context.Context) ([]PackageRef, error) {
 	rows, err := db.sql.QueryContext(ctx, "SELECT ecosystem, key FROM package_digests ORDER BY ecosystem, key")

@@ -16,7 +16,7 @@ import (
 
 // SchemaVersion is the layout of the file. A file of another version is
 // rebuilt by the next update and refused by Open.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 const schema = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -68,6 +68,12 @@ CREATE INDEX affected_vuln ON affected(vuln);
 CREATE TABLE package_digests (ecosystem TEXT NOT NULL, key TEXT NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (ecosystem, key)) WITHOUT ROWID;
 -- Keys whose affected rows changed, per revision.
 CREATE TABLE changes (revision INTEGER NOT NULL, ecosystem TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (revision, ecosystem, key)) WITHOUT ROWID;
+-- A digest of what each vulnerability's findings show (its record, its
+-- KEV entry, its EPSS score to 0.001), and the vulnerabilities whose
+-- digest changed, per revision: findings to refresh though no package
+-- range moved.
+CREATE TABLE vuln_digests (vuln TEXT PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE vuln_changes (revision INTEGER NOT NULL, vuln TEXT NOT NULL, PRIMARY KEY (revision, vuln)) WITHOUT ROWID;
 CREATE TABLE ecosystems (name TEXT PRIMARY KEY, advisories INTEGER NOT NULL, vulns INTEGER NOT NULL, packages INTEGER NOT NULL) WITHOUT ROWID;
 `
 

@@ -72,9 +72,12 @@ type Summary struct {
 	Sources  []SourceResult `json:"sources"`
 	// ChangedPackages counts the (ecosystem, package) keys whose advisories
 	// changed in this revision.
-	ChangedPackages int           `json:"changedPackages"`
-	Duration        time.Duration `json:"duration"`
-	Warnings        []string      `json:"warnings,omitempty"`
+	ChangedPackages int `json:"changedPackages"`
+	// ChangedVulns counts the vulnerabilities whose record, KEV entry or
+	// EPSS score changed.
+	ChangedVulns int           `json:"changedVulns"`
+	Duration     time.Duration `json:"duration"`
+	Warnings     []string      `json:"warnings,omitempty"`
 }
 
 type sourceState struct {
@@ -115,7 +118,9 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 	prev, prevRev, err := readState(opts.Path)
 	if err != nil {
 		sum.Warnings = append(sum.Warnings, fmt.Sprintf("existing database not reusable (%v): rebuilding it", err))
-		prev, prevRev = nil, 0
+		// Revisions keep counting up across a rebuild: stores remember
+		// the revision each resource was matched against.
+		prev, prevRev = nil, rawRevision(opts.Path)
 	}
 	exists := prev != nil
 	if opts.Force {
@@ -350,6 +355,14 @@ func Update(ctx context.Context, opts Options) (*Summary, error) {
 			return nil, err
 		}
 		sum.ChangedPackages = n
+	}
+	if changedAnything {
+		opts.Progress(Progress{Step: "changes", Total: -1})
+		n, err := recordVulnChanges(ctx, tx, rev, exists)
+		if err != nil {
+			return nil, err
+		}
+		sum.ChangedVulns = n
 	}
 	lastUpdate, _ := json.Marshal(sum.Sources)
 	for k, v := range map[string]string{
@@ -761,7 +774,7 @@ func rebuildDerived(ctx context.Context, tx *sql.Tx, rev int64) (int, error) {
 		}
 	}
 	// Keep the change sets of the last few revisions only.
-	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-16); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-keptRevisions); err != nil {
 		return 0, err
 	}
 	insC, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO changes(revision, ecosystem, key) VALUES (?, ?, ?)")
@@ -900,4 +913,163 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.progress(c.done, c.total)
 	}
 	return n, err
+}
+
+// rawRevision reads the revision of a database this version cannot reuse
+// (another schema), or 0.
+func rawRevision(path string) int64 {
+	sdb, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)")
+	if err != nil {
+		return 0
+	}
+	defer sdb.Close()
+	var v string
+	if sdb.QueryRow("SELECT value FROM meta WHERE key = 'revision'").Scan(&v) != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return max(n, 0)
+}
+
+// epssStep is the EPSS resolution at which a score change counts as a
+// change of the vulnerability: finer daily drift is not news.
+const epssStep = 1000
+
+// recordVulnChanges digests what each vulnerability's findings show (its
+// merged record, KEV entry and EPSS score) and records, for revision rev,
+// the vulnerabilities whose digest differs from the previous revision's.
+// Without a previous revision (hadPrev false, or no digests kept) it
+// records none and notes in meta that change sets start after rev.
+func recordVulnChanges(ctx context.Context, tx *sql.Tx, rev int64, hadPrev bool) (int, error) {
+	old := map[string][]byte{}
+	rows, err := tx.QueryContext(ctx, "SELECT vuln, digest FROM vuln_digests")
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var v string
+		var d []byte
+		if err := rows.Scan(&v, &d); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		old[v] = d
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	kevs := map[string]string{}
+	rows, err = tx.QueryContext(ctx, "SELECT cve, body FROM kev")
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var c, b string
+		if err := rows.Scan(&c, &b); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		kevs[c] = b
+	}
+	rows.Close()
+	epssBy := map[int64]int64{}
+	rows, err = tx.QueryContext(ctx, "SELECT cve, score FROM epss")
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var c, sc int64
+		if err := rows.Scan(&c, &sc); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		epssBy[c] = sc
+	}
+	rows.Close()
+	// The CVE ids of each vulnerability: its own and its aliases.
+	cvesOf := map[string][]string{}
+	rows, err = tx.QueryContext(ctx, "SELECT alias, vuln FROM ids WHERE kind = 0 AND alias LIKE 'CVE-%' ORDER BY vuln, alias")
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var a, v string
+		if err := rows.Scan(&a, &v); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		cvesOf[v] = append(cvesOf[v], strings.ToUpper(a))
+	}
+	rows.Close()
+	digests := map[string][]byte{}
+	rows, err = tx.QueryContext(ctx, "SELECT id, body FROM vulns")
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var id string
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		h := sha256.New()
+		h.Write(body)
+		for _, c := range cvesOf[id] {
+			fmt.Fprintf(h, "\x00%s\x00%s", c, kevs[c])
+			if k, ok := cveNumber(c); ok {
+				if sc, ok := epssBy[k]; ok {
+					fmt.Fprintf(h, "\x00%d", (sc+500_000)/(1_000_000_000/epssStep))
+				}
+			}
+		}
+		digests[id] = h.Sum(nil)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var changed []string
+	if hadPrev && len(old) > 0 {
+		for v, d := range digests {
+			if !bytes.Equal(old[v], d) {
+				changed = append(changed, v)
+			}
+		}
+		for v := range old {
+			if _, ok := digests[v]; !ok {
+				changed = append(changed, v)
+			}
+		}
+	} else if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO meta(key, value) VALUES ('changes_since', ?)", strconv.FormatInt(rev+1, 10)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM vuln_digests"); err != nil {
+		return 0, err
+	}
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO vuln_digests(vuln, digest) VALUES (?, ?)")
+	if err != nil {
+		return 0, err
+	}
+	defer ins.Close()
+	for v, d := range digests {
+		if _, err := ins.ExecContext(ctx, v, d); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM vuln_changes WHERE revision <= ?", rev-keptRevisions); err != nil {
+		return 0, err
+	}
+	insC, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO vuln_changes(revision, vuln) VALUES (?, ?)")
+	if err != nil {
+		return 0, err
+	}
+	defer insC.Close()
+	for _, v := range changed {
+		if _, err := insC.ExecContext(ctx, rev, v); err != nil {
+			return 0, err
+		}
+	}
+	return len(changed), nil
 }

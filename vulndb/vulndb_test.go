@@ -638,3 +638,42 @@ func TestStaleTemporaryFilesAreRemoved(t *testing.T) {
 		t.Error("stale temporary database not removed")
 	}
 }
+
+// TestChangesSinceNamesVulnsWhoseIntelligenceChanged: a KEV addition moves
+// no package range, yet the findings of its vulnerability must change; a
+// store that missed revisions beyond what the file keeps must match
+// everything again.
+func TestChangesSinceNamesVulnsWhoseIntelligenceChanged(t *testing.T) {
+	src := makeMirror(t)
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	update(t, path, feed.FromMirror(src))
+	kevPath := filepath.Join(src, "kev", "known_exploited_vulnerabilities.json")
+	body, err := os.ReadFile(kevPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(body), `"vulnerabilities": [`, `"vulnerabilities": [
+        {"cveID": "CVE-2022-0778", "vendorProject": "OpenSSL", "product": "OpenSSL", "vulnerabilityName": "OpenSSL Infinite Loop",
+         "dateAdded": "2026-11-20", "shortDescription": "x", "requiredAction": "Apply updates.", "dueDate": "2026-12-11",
+         "knownRansomwareCampaignUse": "Unknown", "notes": ""},`, 1)
+	added = strings.Replace(added, `"count": 1`, `"count": 2`, 1)
+	if err := os.WriteFile(kevPath, []byte(added), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := update(t, path, feed.FromMirror(src))
+	if sum.Revision != 2 || sum.ChangedPackages != 0 || sum.ChangedVulns != 1 {
+		t.Fatalf("after a KEV addition: revision %d, %d packages, %d vulns changed", sum.Revision, sum.ChangedPackages, sum.ChangedVulns)
+	}
+	db := open(t, path)
+	cs, complete, err := db.ChangesSince(context.Background(), 1)
+	if err != nil || !complete || len(cs.Packages) != 0 || !slices.Equal(cs.Vulns, []string{"CVE-2022-0778"}) {
+		t.Fatalf("ChangesSince(1) = %+v, %v, %v", cs, complete, err)
+	}
+	if cs, complete, _ := db.ChangesSince(context.Background(), 2); !complete || len(cs.Vulns)+len(cs.Packages) != 0 {
+		t.Errorf("ChangesSince(current) = %+v, %v", cs, complete)
+	}
+	// Revision 1 was the first build: it has no change set of its own.
+	if _, complete, _ := db.ChangesSince(context.Background(), 0); complete {
+		t.Error("changes since revision 0 claimed complete")
+	}
+}

@@ -1,0 +1,495 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/reconcile"
+	"github.com/vigil-project/vigil/vulndb"
+)
+
+// deleted is the scan status of a deleted resource's row, kept for its
+// closed findings.
+const deleted = "DELETED"
+
+func (s *Store) policy() vigil.CoveragePolicy {
+	p := s.Policy
+	if p.ExcludeTag == "" {
+		p.ExcludeTag = vigil.DefaultExcludeTag
+	}
+	if p.StaleAfter <= 0 {
+		p.StaleAfter = 7 * 24 * time.Hour
+	}
+	return p
+}
+
+// reasonExpr is the SQL of a resource's (r) coverage reason, empty when
+// it is under continuous scanning, with its arguments: the exclusion tag
+// first, then the recorded reason (pending, unsupported, failed), then the
+// reasons that time gives (a host's stale inventory, an image's expired
+// eligibility).
+func (s *Store) reasonExpr() (string, []any) {
+	p := s.policy()
+	now := s.Now()
+	expr := `CASE WHEN EXISTS (SELECT 1 FROM resource_tags x WHERE x.resource_id = r.id AND x.key = ?) THEN '` + vigil.ReasonExcludedByTag + `'
+		WHEN r.scan_reason <> '' THEN r.scan_reason
+		WHEN r.type = 'host' AND r.last_scanned < ? THEN '` + vigil.ReasonStaleInventory + `'`
+	args := []any{p.ExcludeTag, micros(now.Add(-p.StaleAfter))}
+	if p.Eligibility > 0 {
+		expr += `
+		WHEN r.type = 'image' AND r.last_activity < ? THEN '` + vigil.ReasonEligibilityExpired + `'`
+		args = append(args, micros(now.Add(-p.Eligibility)))
+	}
+	return expr + " ELSE '' END", args
+}
+
+// PendingResource records a resource that a scan is about to read, so
+// that coverage shows it PENDING_INITIAL_SCAN until its first scan ends;
+// a known resource is left as it is. It returns the resource's id.
+func (s *Store) PendingResource(ctx context.Context, accountID int64, typ, name, sourceRef string) (string, error) {
+	if !slices.Contains(vigil.ResourceTypes, typ) {
+		return "", vigil.Errorf(vigil.EINVALID, "resource type %q: want host, image or function", typ)
+	}
+	if strings.TrimSpace(name) == "" || len(name) > 512 {
+		return "", vigil.Errorf(vigil.EINVALID, "resource name: want 1 to 512 characters")
+	}
+	now := micros(s.Now())
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO resources(id, account_id, type, name, tags, details, first_seen, last_scanned, inventory_digest,
+		scan_status, scan_reason, scan_message, source_ref, last_activity) VALUES (?, ?, ?, ?, '{}', '{}', ?, 0, '', ?, ?, '', ?, ?)
+		ON CONFLICT (account_id, type, name) DO NOTHING`),
+		newID(), accountID, typ, name, now, vigil.ScanInactive, vigil.ReasonPendingInitialScan, sourceRef, now); err != nil {
+		return "", fmt.Errorf("sqlstore: resource: %w", err)
+	}
+	var id string
+	err := s.db.QueryRowContext(ctx, s.q("SELECT id FROM resources WHERE account_id = ? AND type = ? AND name = ?"), accountID, typ, name).Scan(&id)
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: resource: %w", err)
+	}
+	// A deleted resource scanned again is pending again.
+	_, err = s.db.ExecContext(ctx, s.q("UPDATE resources SET scan_status = ?, scan_reason = ?, first_seen = ? WHERE id = ? AND scan_status = ?"),
+		vigil.ScanInactive, vigil.ReasonPendingInitialScan, now, id, deleted)
+	return id, err
+}
+
+// ScanFailed records that a resource's scan failed, with the reason
+// (SCAN_FAILED or UNSUPPORTED_MEDIA_TYPE) and the error; its findings are
+// left as the last good scan made them.
+func (s *Store) ScanFailed(ctx context.Context, resourceID, reason, message string) error {
+	_, err := s.db.ExecContext(ctx, s.q("UPDATE resources SET scan_status = ?, scan_reason = ?, scan_message = ? WHERE id = ? AND scan_status <> ?"),
+		vigil.ScanInactive, reason, message, resourceID, deleted)
+	return err
+}
+
+// RecordActivity notes a push or pull of a resource (an image), which
+// renews its scan eligibility.
+func (s *Store) RecordActivity(ctx context.Context, resourceID string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.q("UPDATE resources SET last_activity = ? WHERE id = ? AND last_activity < ?"), micros(at), resourceID, micros(at))
+	return err
+}
+
+// ResourceByName returns the id of an account's resource, or "" when
+// there is none.
+func (s *Store) ResourceByName(ctx context.Context, accountID int64, typ, name string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, s.q("SELECT id FROM resources WHERE account_id = ? AND type = ? AND name = ? AND scan_status <> ?"), accountID, typ, name, deleted).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
+// StoredInventory is a resource's kept inventory, what a re-evaluation
+// matches again.
+type StoredInventory struct {
+	ResourceID string
+	AccountID  int64
+	Type, Name string
+	SourceRef  string
+	// Reason is the resource's coverage reason; empty when it is under
+	// continuous scanning.
+	Reason    string
+	Inventory *vigil.Inventory
+}
+
+// Inventories reads the kept inventories of resources (those without one
+// are left out), with their coverage reasons.
+func (s *Store) Inventories(ctx context.Context, resourceIDs []string) ([]StoredInventory, error) {
+	if len(resourceIDs) == 0 {
+		return nil, nil
+	}
+	reason, rargs := s.reasonExpr()
+	args := append(rargs, anys(resourceIDs)...)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, r.type, r.name, r.source_ref, `+reason+`, i.body
+		FROM resources r JOIN inventories i ON i.resource_id = r.id WHERE r.id IN (`+placeholders(len(resourceIDs))+`) AND r.scan_status <> '`+deleted+`' ORDER BY r.id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: inventories: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredInventory
+	for rows.Next() {
+		var si StoredInventory
+		var body []byte
+		if err := rows.Scan(&si.ResourceID, &si.AccountID, &si.Type, &si.Name, &si.SourceRef, &si.Reason, &body); err != nil {
+			return nil, err
+		}
+		si.Inventory = new(vigil.Inventory)
+		if err := json.Unmarshal(body, si.Inventory); err != nil {
+			return nil, fmt.Errorf("sqlstore: resource %s inventory: %w", si.ResourceID, err)
+		}
+		out = append(out, si)
+	}
+	return out, rows.Err()
+}
+
+func anys[T any](v []T) []any {
+	out := make([]any, len(v))
+	for i, x := range v {
+		out[i] = x
+	}
+	return out
+}
+
+// RematchSet lists the resources a database update must match again, in
+// id order: those whose inventory holds a package key that changed, and
+// those with an open finding of a vulnerability whose record changed
+// (severity, KEV, EPSS). all selects every resource with an inventory.
+func (s *Store) RematchSet(ctx context.Context, keys []vulndb.PackageRef, vulns []string, all bool) ([]string, error) {
+	set := map[string]bool{}
+	add := func(query string, args []any) error {
+		rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("sqlstore: rematch set: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			set[id] = true
+		}
+		return rows.Err()
+	}
+	if all {
+		if err := add("SELECT id FROM resources WHERE inventory_digest <> '' AND scan_status <> '"+deleted+"'", nil); err != nil {
+			return nil, err
+		}
+	} else {
+		for chunk := range slices.Chunk(keys, 200) {
+			var conds []string
+			var args []any
+			for _, k := range chunk {
+				conds = append(conds, "(ecosystem = ? AND package = ?)")
+				args = append(args, k.Ecosystem, k.Package)
+			}
+			if err := add("SELECT DISTINCT resource_id FROM inventory_packages WHERE "+strings.Join(conds, " OR "), args); err != nil {
+				return nil, err
+			}
+		}
+		for chunk := range slices.Chunk(vulns, 500) {
+			if err := add("SELECT DISTINCT resource_id FROM findings WHERE vuln_id IN ("+placeholders(len(chunk))+") AND status <> 'CLOSED'", anys(chunk)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Rematched is what matching a stored inventory again did.
+type Rematched struct {
+	// Skipped: the resource had already been matched against this or a
+	// later revision, or is gone.
+	Skipped bool
+	Events  []reconcile.Event
+}
+
+// Rematch reconciles a resource's findings with a new matching of its
+// kept inventory against database revision dbRevision, in one
+// transaction, without reading the resource again or changing when it
+// was scanned. A resource already matched against dbRevision or later is
+// skipped, so running a re-evaluation twice changes nothing. unsupported
+// is as in ResourceSpec.
+func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.Finding, dbRevision int64, unsupported, message string) (*Rematched, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE OF r"
+	}
+	var accountID, matched int64
+	var account, typ, name, digest, status, reason string
+	err = tx.QueryRowContext(ctx, s.q(`SELECT r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.matched_revision
+		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id = ?`+lock), resourceID).
+		Scan(&accountID, &account, &typ, &name, &digest, &status, &reason, &matched)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (digest == "" || status == deleted || matched >= dbRevision) {
+		return &Rematched{Skipped: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.resourceFindings(ctx, tx, resourceID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: resourceID, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now})
+	if err := s.countDeltas(ctx, tx, accountID, typ, name, byID(stored), res.Write); err != nil {
+		return nil, err
+	}
+	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
+		return nil, err
+	}
+	// Only the matching's own verdict changes the coverage here: a failed
+	// scan stays failed until a scan succeeds.
+	newStatus, newReason, newMessage := vigil.ScanActive, "", ""
+	if unsupported != "" {
+		newStatus, newReason, newMessage = vigil.ScanInactive, unsupported, message
+	}
+	if reason != "" && reason != vigil.ReasonUnsupportedOS {
+		newStatus, newReason, newMessage = status, reason, ""
+		if err := tx.QueryRowContext(ctx, s.q("SELECT scan_message FROM resources WHERE id = ?"), resourceID).Scan(&newMessage); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET matched_revision = ?, matched_at = ?, scan_status = ?, scan_reason = ?, scan_message = ? WHERE id = ?"),
+		dbRevision, micros(now), newStatus, newReason, newMessage, resourceID); err != nil {
+		return nil, err
+	}
+	if err := s.countUsage(ctx, tx, accountID, typ, now, "rematches"); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	if len(res.Write) > 0 {
+		s.wrote(ctx)
+	}
+	return &Rematched{Events: res.Events}, nil
+}
+
+// countUsage adds one scan or rematch to the month's usage.
+func (s *Store) countUsage(ctx context.Context, tx *sql.Tx, accountID int64, typ string, at time.Time, column string) error {
+	scans, rematches := 0, 0
+	if column == "scans" {
+		scans = 1
+	} else {
+		rematches = 1
+	}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO usage_counts(account_id, resource_type, month, scans, rematches) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, resource_type, month) DO UPDATE SET scans = usage_counts.scans + excluded.scans, rematches = usage_counts.rematches + excluded.rematches`),
+		accountID, typ, at.UTC().Format("2006-01"), scans, rematches)
+	if err != nil {
+		return fmt.Errorf("sqlstore: usage: %w", err)
+	}
+	return nil
+}
+
+// CoverageFilter selects coverage rows. Empty fields select everything.
+type CoverageFilter struct {
+	Type       string
+	ScanStatus string // ACTIVE or INACTIVE
+	Reason     string
+	Tags       map[string]string
+	Limit      int
+	Cursor     string
+}
+
+// Coverage lists whether each resource the principal may see is under
+// continuous scanning, and why not, by type and name, a page at a time.
+func (s *Store) Coverage(ctx context.Context, p vigil.Principal, f CoverageFilter) ([]vigil.Coverage, string, error) {
+	if p.Role == vigil.RoleAgent {
+		return nil, "", vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read coverage")
+	}
+	if f.Type != "" && !slices.Contains(vigil.ResourceTypes, f.Type) {
+		return nil, "", vigil.Errorf(vigil.EINVALID, "resourceType %q: want host, image or function", f.Type)
+	}
+	if f.ScanStatus != "" && f.ScanStatus != vigil.ScanActive && f.ScanStatus != vigil.ScanInactive {
+		return nil, "", vigil.Errorf(vigil.EINVALID, "scanStatus %q: want ACTIVE or INACTIVE", f.ScanStatus)
+	}
+	if f.Reason != "" && !slices.Contains(vigil.CoverageReasons, f.Reason) {
+		return nil, "", vigil.Errorf(vigil.EINVALID, "reason %q: want one of %s", f.Reason, strings.Join(vigil.CoverageReasons, ", "))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	reason, rargs := s.reasonExpr()
+	inner := `SELECT r.id, a.name AS account, r.type, r.name, r.tags, r.scan_message, r.last_scanned, r.matched_at, r.matched_revision, r.source_ref, ` + reason + ` AS reason
+		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.scan_status <> '` + deleted + `' AND r.account_id IN (` + placeholders(len(p.Visible)) + ")"
+	args := append(rargs, ids(p.Visible)...)
+	if f.Type != "" {
+		inner += " AND r.type = ?"
+		args = append(args, f.Type)
+	}
+	keys := make([]string, 0, len(f.Tags))
+	for k := range f.Tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		inner += " AND r.id IN (SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?)"
+		args = append(args, k, f.Tags[k])
+	}
+	query := "SELECT * FROM (" + inner + ") c WHERE 1 = 1"
+	switch {
+	case f.Reason != "":
+		query += " AND reason = ?"
+		args = append(args, f.Reason)
+	case f.ScanStatus == vigil.ScanActive:
+		query += " AND reason = ''"
+	case f.ScanStatus == vigil.ScanInactive:
+		query += " AND reason <> ''"
+	}
+	if f.Cursor != "" {
+		var cur struct{ T, N, ID string }
+		if !decodeToken(f.Cursor, &cur) || cur.ID == "" {
+			return nil, "", vigil.Errorf(vigil.EINVALID, "cursor: not one a coverage listing returned")
+		}
+		query += " AND (type > ? OR type = ? AND (name > ? OR name = ? AND id > ?))"
+		args = append(args, cur.T, cur.T, cur.N, cur.N, cur.ID)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY type, name, id LIMIT "+fmt.Sprint(limit+1)), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlstore: coverage: %w", err)
+	}
+	defer rows.Close()
+	out := []vigil.Coverage{}
+	for rows.Next() {
+		var c vigil.Coverage
+		var tags string
+		var scanned, matchedAt int64
+		if err := rows.Scan(&c.ResourceID, &c.Account, &c.ResourceType, &c.ResourceName, &tags, &c.Message, &scanned, &matchedAt, &c.MatchedRevision, &c.SourceRef, &c.Reason); err != nil {
+			return nil, "", err
+		}
+		if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
+			return nil, "", fmt.Errorf("sqlstore: resource %s tags: %w", c.ResourceID, err)
+		}
+		c.ScanStatus = vigil.ScanActive
+		if c.Reason != "" {
+			c.ScanStatus = vigil.ScanInactive
+		}
+		if c.Reason != vigil.ReasonScanFailed && c.Reason != vigil.ReasonUnsupportedOS && c.Reason != vigil.ReasonUnsupportedMediaType {
+			c.Message = ""
+		}
+		if scanned > 0 {
+			c.LastScannedAt = fromMicros(scanned)
+		}
+		if matchedAt > 0 {
+			c.LastMatchedAt = fromMicros(matchedAt)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeToken(struct{ T, N, ID string }{last.ResourceType, last.ResourceName, last.ResourceID})
+	}
+	return out, next, nil
+}
+
+// CoverageStats counts the principal's resources per account and type,
+// by scan status and reason.
+func (s *Store) CoverageStats(ctx context.Context, p vigil.Principal) ([]vigil.CoverageStat, error) {
+	if p.Role == vigil.RoleAgent {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read coverage")
+	}
+	reason, rargs := s.reasonExpr()
+	query := `SELECT account, type, reason, count(*) FROM (SELECT a.name AS account, r.type, ` + reason + ` AS reason
+		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.scan_status <> '` + deleted + `' AND r.account_id IN (` + placeholders(len(p.Visible)) + `)) c
+		GROUP BY account, type, reason ORDER BY account, type, reason`
+	rows, err := s.db.QueryContext(ctx, s.q(query), append(rargs, ids(p.Visible)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: coverage: %w", err)
+	}
+	defer rows.Close()
+	out := []vigil.CoverageStat{}
+	for rows.Next() {
+		var account, typ, reason string
+		var n int
+		if err := rows.Scan(&account, &typ, &reason, &n); err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || out[len(out)-1].Account != account || out[len(out)-1].ResourceType != typ {
+			out = append(out, vigil.CoverageStat{Account: account, ResourceType: typ, ByReason: map[string]int{}})
+		}
+		st := &out[len(out)-1]
+		st.Total += n
+		if reason == "" {
+			st.Active += n
+		} else {
+			st.Inactive += n
+			st.ByReason[reason] += n
+		}
+	}
+	return out, rows.Err()
+}
+
+// Usage lists the principal's scans and rematches per account, resource
+// type and month, for the months from..to (YYYY-MM, inclusive; empty for
+// no bound).
+func (s *Store) Usage(ctx context.Context, p vigil.Principal, from, to string) ([]vigil.Usage, error) {
+	if p.Role == vigil.RoleAgent {
+		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read usage")
+	}
+	for _, m := range []string{from, to} {
+		if _, err := time.Parse("2006-01", m); m != "" && err != nil {
+			return nil, vigil.Errorf(vigil.EINVALID, "month %q: want YYYY-MM", m)
+		}
+	}
+	query := `SELECT a.name, u.resource_type, u.month, u.scans, u.rematches FROM usage_counts u JOIN accounts a ON a.id = u.account_id
+		WHERE u.account_id IN (` + placeholders(len(p.Visible)) + ")"
+	args := ids(p.Visible)
+	if from != "" {
+		query += " AND u.month >= ?"
+		args = append(args, from)
+	}
+	if to != "" {
+		query += " AND u.month <= ?"
+		args = append(args, to)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY u.month, a.name, u.resource_type"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: usage: %w", err)
+	}
+	defer rows.Close()
+	out := []vigil.Usage{}
+	for rows.Next() {
+		var u vigil.Usage
+		if err := rows.Scan(&u.Account, &u.ResourceType, &u.Month, &u.Scans, &u.Rematches); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// AccountPrincipal is the principal the system acts as for an account's
+// background work (a scheduled rescan, a registry push): an administrator
+// of that account alone.
+func (s *Store) AccountPrincipal(ctx context.Context, accountID int64) (vigil.Principal, error) {
+	p := vigil.Principal{AccountID: accountID, Role: vigil.RoleAdmin, Visible: []int64{accountID}}
+	err := s.db.QueryRowContext(ctx, s.q("SELECT name FROM accounts WHERE id = ?"), accountID).Scan(&p.Account)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, vigil.Errorf(vigil.ENOTFOUND, "account %d not found", accountID)
+	}
+	return p, err
+}
