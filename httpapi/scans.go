@@ -4,21 +4,16 @@ import (
 	"net"
 
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/vigil-project/vigil"
-	"github.com/vigil-project/vigil/collect"
-	"github.com/vigil-project/vigil/match"
-	"github.com/vigil-project/vigil/source"
+	"github.com/vigil-project/vigil/engine"
 	"github.com/vigil-project/vigil/sqlstore"
 )
 
@@ -33,20 +28,6 @@ type ScanRequest struct {
 	Tags    map[string]string `json:"tags,omitempty"`
 }
 
-// startScans begins the scan workers: at most n scans at once.
-func (s *Server) startScans() {
-	s.once.Do(func() {
-		n := s.ScanWorkers
-		if n <= 0 {
-			n = 2
-		}
-		s.slots = make(chan struct{}, n)
-		if s.TempDir == "" {
-			s.TempDir = os.TempDir()
-		}
-	})
-}
-
 func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Principal) {
 	// Agents submit inventories only; scans make the server read archives
 	// and reach registries.
@@ -54,13 +35,8 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 		problem(w, r, vigil.Errorf(vigil.EFORBIDDEN, "a key with the %s role cannot submit scans", p.Role))
 		return
 	}
-	s.startScans()
-	if s.pending.Load() >= int64(cap(s.slots)*8) {
-		problem(w, r, vigil.Errorf(vigil.EUNAVAILABLE, "too many scans waiting: try again later"))
-		return
-	}
 	var req ScanRequest
-	var path string
+	upload := false
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		if err := decode(w, r, 1<<20, &req); err != nil {
 			problem(w, r, err)
@@ -77,6 +53,7 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 			req.Name = req.Image
 		}
 	} else {
+		upload = true
 		q := r.URL.Query()
 		for k := range q {
 			if !slices.Contains([]string{"account", "type", "name", "tag"}, k) {
@@ -84,125 +61,104 @@ func (s *Server) submitScan(w http.ResponseWriter, r *http.Request, p vigil.Prin
 				return
 			}
 		}
-		req = ScanRequest{Account: q.Get("account"), Type: q.Get("type"), Name: q.Get("name"), Tags: map[string]string{}}
-		for _, t := range q["tag"] {
-			k, v, ok := strings.Cut(t, "=")
-			if !ok || k == "" {
-				problem(w, r, vigil.Errorf(vigil.EINVALID, "tag %q: want key=value", t))
-				return
-			}
-			req.Tags[k] = v
-		}
-		if req.Name == "" {
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "name: required for an uploaded archive"))
-			return
-		}
-		// The upload is kept in a private file until its scan ends.
-		f, err := os.CreateTemp(s.TempDir, "vigil-upload-*")
+		req = ScanRequest{Account: q.Get("account"), Type: q.Get("type"), Name: q.Get("name")}
+		tags, err := parseTags(q, "tag")
 		if err != nil {
 			problem(w, r, err)
 			return
 		}
-		path = f.Name()
-		_, err = io.Copy(f, http.MaxBytesReader(w, r.Body, s.MaxBody))
-		f.Close()
-		if err != nil {
-			os.Remove(path)
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				problem(w, r, &vigil.Error{Code: "too_large", Message: fmt.Sprintf("upload over the %d byte limit", s.MaxBody)})
-				return
-			}
-			problem(w, r, vigil.Errorf(vigil.EINVALID, "upload: %v", err))
+		req.Tags = tags
+		if req.Name == "" {
+			problem(w, r, vigil.Errorf(vigil.EINVALID, "name: required for an uploaded archive"))
 			return
 		}
+		if req.Type == "" {
+			req.Type = vigil.ResourceImage
+		}
 	}
-	if req.Type != "" && !slices.Contains(vigil.ResourceTypes, req.Type) {
-		os.Remove(path)
+	if !slices.Contains(vigil.ResourceTypes, req.Type) {
 		problem(w, r, vigil.Errorf(vigil.EINVALID, "type %q: want host, image or function", req.Type))
 		return
 	}
+	args := engine.ScanArgs{Type: req.Type, Name: req.Name, Tags: req.Tags}
 	target := req.Image
-	if path != "" {
+	if upload {
 		target = "upload"
+		id, err := s.keepUpload(w, r, r.Body)
+		if err != nil {
+			problem(w, r, err)
+			return
+		}
+		args.Upload = id
+	} else {
+		args.Image = req.Image
 	}
-	sc, err := s.Store.CreateScan(r.Context(), p, req.Account, target, req.Type, req.Name)
+	sc, err := s.startScan(r, p, req.Account, target, args)
 	if err != nil {
-		os.Remove(path)
 		problem(w, r, err)
 		return
 	}
-	s.pending.Add(1)
-	go s.runScan(p, sc, req, path)
 	w.Header().Set("Location", "/v1/scans/"+sc.ID)
 	writeJSON(w, http.StatusAccepted, sc)
 }
 
-// runScan reads, matches and stores one scan's target.
-func (s *Server) runScan(p vigil.Principal, sc *sqlstore.Scan, req ScanRequest, path string) {
-	defer s.pending.Add(-1)
-	s.slots <- struct{}{}
-	defer func() { <-s.slots }()
-	if path != "" {
-		defer os.Remove(path)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	s.Store.UpdateScan(ctx, sc.ID, sqlstore.ScanRunning, "", 0, "")
-	fail := func(err error) {
-		msg := err.Error()
-		var e *vigil.Error
-		if !errors.As(err, &e) && !strings.Contains(msg, ":") {
-			msg = "internal error"
-		}
-		s.Store.UpdateScan(ctx, sc.ID, sqlstore.ScanFailed, "", 0, msg)
-	}
-	ref, opts := req.Image, source.Options{Type: "registry", Insecure: s.InsecureRegistries}
-	if path != "" {
-		ref, opts = path, source.Options{}
-	}
-	t, err := source.Open(ctx, ref, opts)
+// keepUpload stores an uploaded archive in the store, where a worker on
+// any machine can read it, within the upload limit.
+func (s *Server) keepUpload(w http.ResponseWriter, r *http.Request, body io.Reader) (string, error) {
+	id := sqlstore.NewUploadID()
+	// Read at most one byte more than the limit: that byte means the
+	// upload is over it.
+	n, err := s.Store.PutUpload(r.Context(), id, io.LimitReader(body, s.MaxBody+1))
 	if err != nil {
-		fail(err)
-		return
+		return "", vigil.Errorf(vigil.EINVALID, "upload: %v", err)
 	}
-	defer t.Close()
-	if path != "" && !slices.Contains([]string{vigil.TargetImage, vigil.TargetFunction, vigil.TargetSBOM}, t.Info.Type) {
-		fail(vigil.Errorf(vigil.EINVALID, "the upload is not an image archive (docker-archive or OCI layout), a function package or an SBOM"))
-		return
+	if n > s.MaxBody {
+		s.Store.DeleteUpload(context.WithoutCancel(r.Context()), id)
+		return "", &vigil.Error{Code: "too_large", Message: fmt.Sprintf("upload over the %d byte limit", s.MaxBody)}
 	}
-	inv, err := collect.Collect(ctx, t, collect.Options{Version: "server"})
-	if err != nil {
-		fail(err)
-		return
+	if n == 0 {
+		s.Store.DeleteUpload(context.WithoutCancel(r.Context()), id)
+		return "", vigil.Errorf(vigil.EINVALID, "upload: empty body")
 	}
-	if path != "" {
-		inv.Target.Name = req.Name
-	}
-	typ := req.Type
-	if typ == "" {
-		typ = map[string]string{vigil.TargetImage: vigil.ResourceImage, vigil.TargetFunction: vigil.ResourceFunction}[inv.Target.Type]
-		if typ == "" {
-			typ = vigil.ResourceHost
+	return id, nil
+}
+
+// startScan records a scan and enqueues its job, with its resource
+// pending in coverage until the scan ends.
+func (s *Server) startScan(r *http.Request, p vigil.Principal, account, target string, args engine.ScanArgs) (*sqlstore.Scan, error) {
+	ctx := r.Context()
+	drop := func() {
+		for _, id := range append([]string{args.Upload}, args.Layers...) {
+			if id != "" {
+				s.Store.DeleteUpload(context.WithoutCancel(ctx), id)
+			}
 		}
 	}
-	db, err := s.vulnDB()
+	accountID, _, err := s.Store.AccountFor(ctx, p, account)
 	if err != nil {
-		fail(err)
-		return
+		drop()
+		return nil, err
 	}
-	res, err := match.Match(ctx, db, inv)
+	args.AccountID = accountID
+	if args.ResourceID == "" {
+		if args.ResourceID, err = s.Store.PendingResource(ctx, accountID, args.Type, args.Name, args.Image, args.Registry); err != nil {
+			drop()
+			return nil, err
+		}
+	}
+	sc, err := s.Store.CreateScan(ctx, p, account, target, args.Type, args.Name, func(sc *sqlstore.Scan) sqlstore.NewJob {
+		args.Scan = sc.ID
+		job := engine.ScanJob(args)
+		job.Key = "" // a scan asked for is run, even if another is waiting
+		return job
+	})
 	if err != nil {
-		fail(err)
-		return
+		drop()
+		return nil, err
 	}
-	sub, err := s.Store.SubmitInventory(ctx, p, sqlstore.ResourceSpec{Account: req.Account, Type: typ, Name: req.Name, Tags: req.Tags}, inv, res.Findings, db.Meta().Revision)
-	if err != nil {
-		fail(err)
-		return
-	}
-	s.submitted.Add(1)
-	s.Store.UpdateScan(ctx, sc.ID, sqlstore.ScanDone, sub.Resource.ID, len(res.Findings), "")
+	sc.ResourceID = args.ResourceID
+	s.Engine.Enqueued()
+	return sc, nil
 }
 
 func (s *Server) getScan(w http.ResponseWriter, r *http.Request, p vigil.Principal) {

@@ -17,11 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/engine"
 	"github.com/vigil-project/vigil/match"
 	"github.com/vigil-project/vigil/reconcile"
 	"github.com/vigil-project/vigil/sqlstore"
@@ -37,16 +37,15 @@ func OpenAPI() []byte { return openapi }
 // Server serves the API.
 type Server struct {
 	Store *sqlstore.Store
-	// DB opens the vulnerability database to match with; it is reopened
-	// when the file changes.
-	DBPath string
+	// DB is the vulnerability database to match with, reopened when its
+	// file changes.
+	DB *engine.DBSource
+	// Engine runs scans and rescans as durable jobs; the API enqueues
+	// them.
+	Engine *engine.Engine
 	// MaxBody bounds request bodies and uploads.
 	MaxBody int64
 	Log     *slog.Logger
-	// ScanWorkers bounds the scans run at once (default 2); TempDir holds
-	// uploads until their scan ends.
-	ScanWorkers int
-	TempDir     string
 	// InsecureRegistries allows plain-HTTP registries on any network
 	// (tests); AllowPrivateRegistries allows registries on loopback and
 	// private networks.
@@ -54,18 +53,20 @@ type Server struct {
 	AllowPrivateRegistries bool
 	// MaxJSON bounds JSON bodies (an inventory), apart from uploads.
 	MaxJSON int64
-
-	once    sync.Once
-	slots   chan struct{}
-	pending atomic.Int64
-
-	mu      sync.Mutex
-	db      *vulndb.DB
-	dbStamp time.Time
+	// Prices are the unit prices that usage is estimated at, per
+	// resource type: a scan and a rematch, in Currency.
+	Prices   map[string]Price
+	Currency string
 
 	requests  atomic.Int64
 	failures  atomic.Int64
 	submitted atomic.Int64
+}
+
+// Price is what one scan and one rematch of a resource type cost.
+type Price struct {
+	Scan    float64 `json:"scan"`
+	Rematch float64 `json:"rematch"`
 }
 
 type ctxKey struct{}
@@ -101,6 +102,16 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/resources/{id}", s.auth(s.getResource))
 	mux.Handle("PATCH /v1/resources/{id}/tags", s.auth(s.tagResource))
 	mux.Handle("DELETE /v1/resources/{id}", s.auth(s.deleteResource))
+	mux.Handle("POST /v1/resources/{id}/rescan", s.auth(s.rescan))
+	mux.Handle("POST /v1/functions", s.auth(s.putFunction))
+	mux.Handle("POST /v1/registries", s.auth(s.createRegistry))
+	mux.Handle("GET /v1/registries", s.auth(s.listRegistries))
+	mux.Handle("DELETE /v1/registries/{id}", s.auth(s.deleteRegistry))
+	mux.Handle("POST /v1/registries/{id}/poll", s.auth(s.pollRegistry))
+	mux.HandleFunc("POST /v1/registries/{id}/events", s.registryEvents)
+	mux.Handle("GET /v1/coverage", s.auth(s.listCoverage))
+	mux.Handle("GET /v1/coverage/stats", s.auth(s.coverageStats))
+	mux.Handle("GET /v1/usage", s.auth(s.usage))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, r, vigil.Errorf(vigil.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -148,27 +159,7 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, vigil.Principal
 	})
 }
 
-// vulnDB returns the vulnerability database, reopened when its file was
-// replaced by an update.
-func (s *Server) vulnDB() (*vulndb.DB, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, err := statFile(s.DBPath)
-	if err != nil {
-		return nil, vigil.Errorf(vigil.EUNAVAILABLE, "no vulnerability database at %s: run `vigil db update`", s.DBPath)
-	}
-	if s.db == nil || !st.Equal(s.dbStamp) {
-		db, err := vulndb.Open(s.DBPath)
-		if err != nil {
-			return nil, err
-		}
-		if s.db != nil {
-			s.db.Close()
-		}
-		s.db, s.dbStamp = db, st
-	}
-	return s.db, nil
-}
+func (s *Server) vulnDB() (*vulndb.DB, error) { return s.DB.Get() }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.vulnDB(); err != nil {
@@ -226,8 +217,9 @@ func (s *Server) submitInventory(w http.ResponseWriter, r *http.Request, p vigil
 		problem(w, r, err)
 		return
 	}
-	sub, err := s.Store.SubmitInventory(r.Context(), p, sqlstore.ResourceSpec{Account: req.Account, Type: req.Type, Name: req.Name, Tags: req.Tags},
-		req.Inventory, res.Findings, db.Meta().Revision)
+	unsupported, msg := engine.UnsupportedOS(res)
+	sub, err := s.Store.SubmitInventory(r.Context(), p, sqlstore.ResourceSpec{Account: req.Account, Type: req.Type, Name: req.Name, Tags: req.Tags,
+		Unsupported: unsupported, Message: msg}, req.Inventory, res.Findings, db.Meta().Revision)
 	if err != nil {
 		problem(w, r, err)
 		return

@@ -26,12 +26,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/collect"
+	"github.com/vigil-project/vigil/engine"
 	"github.com/vigil-project/vigil/feed"
 	"github.com/vigil-project/vigil/httpapi"
 	"github.com/vigil-project/vigil/internal/testutil"
 	"github.com/vigil-project/vigil/source"
 	"github.com/vigil-project/vigil/sqlstore"
 	"github.com/vigil-project/vigil/vulndb"
+	"github.com/vigil-project/vigil/worker"
 )
 
 type fixture struct {
@@ -67,7 +69,14 @@ func setup(t *testing.T) *fixture {
 		}
 		return s
 	}
-	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: 1 << 20}
+	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: t.TempDir()}
+	pool := &worker.Pool{Store: store, Handlers: eng.Handlers(), Poll: 20 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
+	eng.Enqueued = pool.Wake
+	jobs, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { pool.Run(jobs); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	api := &httpapi.Server{Store: store, DB: eng.DB, Engine: eng, MaxBody: 1 << 20}
 	f := &fixture{
 		api: api,
 		srv: httptest.NewServer(api.Handler()),

@@ -23,6 +23,9 @@ type Image struct {
 	Tag        string
 	Digest     string // "sha256:<hex>", the manifest's digest
 	MediaType  string // the manifest's media type
+	// Unsupported says why the manifest is not a container image (a Helm
+	// chart, a signature); empty for images.
+	Unsupported string
 }
 
 // Ref is the image's digest reference in registry c, "host/repo@sha256:...":
@@ -35,6 +38,10 @@ func (i Image) Ref(c Config) string {
 type Skip struct {
 	Ref    string // "host/repo:tag", or "host/repo" for a whole repository
 	Reason string
+	// Digest and Unsupported are set for a manifest that is not a
+	// container image (UNSUPPORTED_MEDIA_TYPE in coverage).
+	Digest      string
+	Unsupported bool
 }
 
 // PollResult is what a registry holds: its images, sorted by repository then
@@ -154,7 +161,7 @@ func (p *poller) repository(repo name.Repository, res *PollResult) error {
 			return err
 		}
 		if reason != "" {
-			res.Skipped = append(res.Skipped, Skip{Ref: ref, Reason: reason})
+			res.Skipped = append(res.Skipped, Skip{Ref: ref, Reason: reason, Digest: img.Digest, Unsupported: img.Unsupported != ""})
 			continue
 		}
 		res.Images = append(res.Images, img)
@@ -187,6 +194,10 @@ func (p *poller) tag(repo name.Repository, tag string) (Image, string, error) {
 	reason, err := p.verdict(repo, img, manifest)
 	if err != nil {
 		return p.skipOrFail(fmt.Sprintf("read the manifest of %s:%s", r, tag), err)
+	}
+	if reason != "" {
+		// Not a container image: keep what it is, for coverage.
+		img.Unsupported = reason
 	}
 	return img, reason, nil
 }

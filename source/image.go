@@ -286,7 +286,7 @@ func pickImage(idx v1.ImageIndex) (v1.Image, []string, error) {
 // openRegistry pulls an image's manifest and config from a registry, with
 // the standard Docker credential configuration; layers are streamed when
 // walked.
-func openRegistry(ctx context.Context, ref string, insecure bool, lim Limits) (*Target, error) {
+func openRegistry(ctx context.Context, ref string, insecure bool, auth authn.Authenticator, lim Limits) (*Target, error) {
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -296,7 +296,11 @@ func openRegistry(ctx context.Context, ref string, insecure bool, lim Limits) (*
 		return nil, fmt.Errorf("registry: %q is not an image reference: %w", ref, err)
 	}
 	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
+	authOpt := remote.WithAuthFromKeychain(authn.DefaultKeychain)
+	if auth != nil {
+		authOpt = remote.WithAuth(auth)
+	}
+	img, err := remote.Image(r, remote.WithContext(ctx), authOpt, remote.WithPlatform(platform))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %s: %w", ref, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/vigil-project/vigil"
 )
 
@@ -30,7 +31,10 @@ type Options struct {
 	Layers []string
 	// Insecure allows plain-HTTP registries.
 	Insecure bool
-	Limits   Limits
+	// Auth authenticates to the registry; nil uses the standard Docker
+	// credential configuration.
+	Auth   authn.Authenticator
+	Limits Limits
 }
 
 // Open opens a target: a directory, an archive, a file, or a registry
@@ -46,12 +50,12 @@ func Open(ctx context.Context, ref string, opts Options) (*Target, error) {
 		return nil, vigil.Errorf(vigil.EINVALID, "layers are for function packages, not %s targets", opts.Type)
 	}
 	if opts.Type == "registry" {
-		return openRegistry(ctx, ref, opts.Insecure, opts.Limits)
+		return openRegistry(ctx, ref, opts.Insecure, opts.Auth, opts.Limits)
 	}
 	st, err := os.Stat(ref)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && (opts.Type == "" || opts.Type == "image") && isImageRef(ref) && !looksLikePath(ref) {
-			return openRegistry(ctx, ref, opts.Insecure, opts.Limits)
+			return openRegistry(ctx, ref, opts.Insecure, opts.Auth, opts.Limits)
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, vigil.Errorf(vigil.EINVALID, "%s: no such file or directory, and not an image reference", ref)

@@ -53,7 +53,7 @@ func (s *Store) reasonExpr() (string, []any) {
 // PendingResource records a resource that a scan is about to read, so
 // that coverage shows it PENDING_INITIAL_SCAN until its first scan ends;
 // a known resource is left as it is. It returns the resource's id.
-func (s *Store) PendingResource(ctx context.Context, accountID int64, typ, name, sourceRef string) (string, error) {
+func (s *Store) PendingResource(ctx context.Context, accountID int64, typ, name, sourceRef, registryID string) (string, error) {
 	if !slices.Contains(vigil.ResourceTypes, typ) {
 		return "", vigil.Errorf(vigil.EINVALID, "resource type %q: want host, image or function", typ)
 	}
@@ -62,9 +62,9 @@ func (s *Store) PendingResource(ctx context.Context, accountID int64, typ, name,
 	}
 	now := micros(s.Now())
 	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO resources(id, account_id, type, name, tags, details, first_seen, last_scanned, inventory_digest,
-		scan_status, scan_reason, scan_message, source_ref, last_activity) VALUES (?, ?, ?, ?, '{}', '{}', ?, 0, '', ?, ?, '', ?, ?)
+		scan_status, scan_reason, scan_message, source_ref, last_activity, registry_id) VALUES (?, ?, ?, ?, '{}', '{}', ?, 0, '', ?, ?, '', ?, ?, ?)
 		ON CONFLICT (account_id, type, name) DO NOTHING`),
-		newID(), accountID, typ, name, now, vigil.ScanInactive, vigil.ReasonPendingInitialScan, sourceRef, now); err != nil {
+		newID(), accountID, typ, name, now, vigil.ScanInactive, vigil.ReasonPendingInitialScan, sourceRef, now, registryID); err != nil {
 		return "", fmt.Errorf("sqlstore: resource: %w", err)
 	}
 	var id string
@@ -75,6 +75,9 @@ func (s *Store) PendingResource(ctx context.Context, accountID int64, typ, name,
 	// A deleted resource scanned again is pending again.
 	_, err = s.db.ExecContext(ctx, s.q("UPDATE resources SET scan_status = ?, scan_reason = ?, first_seen = ? WHERE id = ? AND scan_status = ?"),
 		vigil.ScanInactive, vigil.ReasonPendingInitialScan, now, id, deleted)
+	if err == nil && registryID != "" {
+		_, err = s.db.ExecContext(ctx, s.q("UPDATE resources SET registry_id = ? WHERE id = ?"), registryID, id)
+	}
 	return id, err
 }
 
@@ -114,8 +117,11 @@ type StoredInventory struct {
 	SourceRef  string
 	// Reason is the resource's coverage reason; empty when it is under
 	// continuous scanning.
-	Reason    string
-	Inventory *vigil.Inventory
+	Reason string
+	// MatchedRevision is the database revision its findings were last
+	// matched against.
+	MatchedRevision int64
+	Inventory       *vigil.Inventory
 }
 
 // Inventories reads the kept inventories of resources (those without one
@@ -126,7 +132,7 @@ func (s *Store) Inventories(ctx context.Context, resourceIDs []string) ([]Stored
 	}
 	reason, rargs := s.reasonExpr()
 	args := append(rargs, anys(resourceIDs)...)
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, r.type, r.name, r.source_ref, `+reason+`, i.body
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, r.type, r.name, r.source_ref, `+reason+`, r.matched_revision, i.body
 		FROM resources r JOIN inventories i ON i.resource_id = r.id WHERE r.id IN (`+placeholders(len(resourceIDs))+`) AND r.scan_status <> '`+deleted+`' ORDER BY r.id`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: inventories: %w", err)
@@ -136,7 +142,7 @@ func (s *Store) Inventories(ctx context.Context, resourceIDs []string) ([]Stored
 	for rows.Next() {
 		var si StoredInventory
 		var body []byte
-		if err := rows.Scan(&si.ResourceID, &si.AccountID, &si.Type, &si.Name, &si.SourceRef, &si.Reason, &body); err != nil {
+		if err := rows.Scan(&si.ResourceID, &si.AccountID, &si.Type, &si.Name, &si.SourceRef, &si.Reason, &si.MatchedRevision, &body); err != nil {
 			return nil, err
 		}
 		si.Inventory = new(vigil.Inventory)
@@ -219,9 +225,9 @@ type Rematched struct {
 // kept inventory against database revision dbRevision, in one
 // transaction, without reading the resource again or changing when it
 // was scanned. A resource already matched against dbRevision or later is
-// skipped, so running a re-evaluation twice changes nothing. unsupported
-// is as in ResourceSpec.
-func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.Finding, dbRevision int64, unsupported, message string) (*Rematched, error) {
+// skipped (unless force: an on-demand rescan), so running a re-evaluation
+// twice changes nothing. unsupported is as in ResourceSpec.
+func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.Finding, dbRevision int64, unsupported, message string, force bool) (*Rematched, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -236,7 +242,7 @@ func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.
 	err = tx.QueryRowContext(ctx, s.q(`SELECT r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.matched_revision
 		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id = ?`+lock), resourceID).
 		Scan(&accountID, &account, &typ, &name, &digest, &status, &reason, &matched)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && (digest == "" || status == deleted || matched >= dbRevision) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (digest == "" || status == deleted || !force && matched >= dbRevision) {
 		return &Rematched{Skipped: true}, nil
 	}
 	if err != nil {
@@ -297,6 +303,30 @@ func (s *Store) countUsage(ctx context.Context, tx *sql.Tx, accountID int64, typ
 		return fmt.Errorf("sqlstore: usage: %w", err)
 	}
 	return nil
+}
+
+// CoverageReason returns a resource's coverage reason: empty when it is
+// under continuous scanning.
+func (s *Store) CoverageReason(ctx context.Context, resourceID string) (string, error) {
+	reason, args := s.reasonExpr()
+	var out string
+	err := s.db.QueryRowContext(ctx, s.q("SELECT "+reason+" FROM resources r WHERE r.id = ?"), append(args, resourceID)...).Scan(&out)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", resourceID)
+	}
+	return out, err
+}
+
+// ResourceSource says how to read a resource again: its account, type,
+// name, source reference (empty when Vigil cannot read it itself) and
+// registry.
+func (s *Store) ResourceSource(ctx context.Context, p *vigil.Principal, resourceID string) (accountID int64, typ, name, sourceRef, registryID string, err error) {
+	err = s.db.QueryRowContext(ctx, s.q("SELECT account_id, type, name, source_ref, registry_id FROM resources WHERE id = ? AND scan_status <> ?"), resourceID, deleted).
+		Scan(&accountID, &typ, &name, &sourceRef, &registryID)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && p != nil && !contains(p.Visible, accountID) {
+		return 0, "", "", "", "", vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", resourceID)
+	}
+	return
 }
 
 // CoverageFilter selects coverage rows. Empty fields select everything.
@@ -492,4 +522,54 @@ func (s *Store) AccountPrincipal(ctx context.Context, accountID int64) (vigil.Pr
 		return p, vigil.Errorf(vigil.ENOTFOUND, "account %d not found", accountID)
 	}
 	return p, err
+}
+
+// Advance raises a shared counter to value if it is lower, and reports
+// its previous value and whether this call raised it: of several
+// processes that notice the same new database revision, one acts.
+func (s *Store) Advance(ctx context.Context, key string, value int64) (int64, bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.q("INSERT INTO engine_state(key, value) VALUES (?, 0) ON CONFLICT (key) DO NOTHING"), key); err != nil {
+		return 0, false, err
+	}
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE"
+	}
+	var old int64
+	if err := tx.QueryRowContext(ctx, s.q("SELECT value FROM engine_state WHERE key = ?"+lock), key).Scan(&old); err != nil {
+		return 0, false, err
+	}
+	if old >= value {
+		return old, false, nil
+	}
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE engine_state SET value = ? WHERE key = ?"), value, key); err != nil {
+		return 0, false, err
+	}
+	return old, true, tx.Commit()
+}
+
+// SourcesScannedBefore lists the resources Vigil can read again itself
+// (a registry reference) whose last scan is older than a time, for
+// scheduled rescans.
+func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT id FROM resources WHERE source_ref <> '' AND scan_status <> ? AND last_scanned < ? ORDER BY last_scanned LIMIT "+fmt.Sprint(limit)),
+		deleted, micros(before))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }

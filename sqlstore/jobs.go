@@ -250,6 +250,9 @@ func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int64, error) 
 // uploadChunk is the size of the rows an upload is kept in.
 const uploadChunk = 4 << 20
 
+// NewUploadID names a new upload.
+func NewUploadID() string { return "up_" + newID() }
+
 // PutUpload keeps an upload in the store until its scan job reads it, so
 // that a worker on any machine can. It returns the bytes kept.
 func (s *Store) PutUpload(ctx context.Context, id string, r io.Reader) (int64, error) {

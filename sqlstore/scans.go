@@ -30,26 +30,35 @@ type Scan struct {
 	Findings     int    `json:"findings"`
 	Error        string `json:"error,omitempty"`
 	Created      int64  `json:"-"`
+	AccountID    int64  `json:"-"`
 }
 
 // CreateScan records a queued scan for the principal's account (or a
-// member's).
-func (s *Store) CreateScan(ctx context.Context, p vigil.Principal, account, target, typ, name string) (*Scan, error) {
-	accountID, accountName := p.AccountID, p.Account
-	if account != "" && account != p.Account {
-		err := s.db.QueryRowContext(ctx, s.q("SELECT id FROM accounts WHERE name = ?"), account).Scan(&accountID)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !contains(p.Visible, accountID) {
-			return nil, vigil.Errorf(vigil.ENOTFOUND, "account %q not found", account)
-		}
-		if err != nil {
+// member's) and, in the same transaction, enqueues the job that runs it
+// (job builds it from the scan), so that a scan is never recorded without
+// its job or run without its record.
+func (s *Store) CreateScan(ctx context.Context, p vigil.Principal, account, target, typ, name string, job func(*Scan) NewJob) (*Scan, error) {
+	accountID, accountName, err := s.accountFor(ctx, p, account)
+	if err != nil {
+		return nil, err
+	}
+	sc := &Scan{ID: newID(), Account: accountName, AccountID: accountID, Status: ScanQueued, Target: target, ResourceType: typ, ResourceName: name}
+	now := micros(s.Now())
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO scans(id, account_id, status, target, resource_type, resource_name, resource_id, findings, error, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, '', 0, '', ?, ?)`), sc.ID, accountID, sc.Status, target, typ, name, now, now); err != nil {
+		return nil, fmt.Errorf("sqlstore: scan: %w", err)
+	}
+	if job != nil {
+		if _, _, err := s.enqueue(ctx, tx, job(sc)); err != nil {
 			return nil, err
 		}
-		accountName = account
 	}
-	sc := &Scan{ID: newID(), Account: accountName, Status: ScanQueued, Target: target, ResourceType: typ, ResourceName: name}
-	now := micros(s.Now())
-	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO scans(id, account_id, status, target, resource_type, resource_name, resource_id, findings, error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, '', 0, '', ?, ?)`), sc.ID, accountID, sc.Status, target, typ, name, now, now); err != nil {
+	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlstore: scan: %w", err)
 	}
 	return sc, nil
@@ -72,17 +81,6 @@ func (s *Store) GetScan(ctx context.Context, p vigil.Principal, id string) (*Sca
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "scan %s not found", id)
 	}
 	return &sc, err
-}
-
-// FailInterrupted marks scans a stopped server left queued or running as
-// failed, so that nobody waits for them.
-func (s *Store) FailInterrupted(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q("UPDATE scans SET status = ?, error = ?, updated_at = ? WHERE status IN (?, ?)"),
-		ScanFailed, "the server stopped before the scan finished: submit it again", micros(s.Now()), ScanQueued, ScanRunning)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 func contains(list []int64, v int64) bool {

@@ -59,10 +59,15 @@ Commands:
   db show ID   show one vulnerability by any of its ids
   db mirror    copy the feeds into a directory, for air-gapped sites
   sbom TARGET  list what a root filesystem, image, function package, file or SBOM holds
-  server       serve the HTTP API (resources, inventories, findings)
+  server       serve the HTTP API and run continuous scanning (workers in-process)
+  worker       run only the jobs of continuous scanning, beside a server, on its store
   admin        create accounts and API keys, on the server's store
   findings     list, get and aggregate findings on a server
-  resources    list, get, tag and delete resources on a server
+  resources    list, get, tag, rescan and delete resources on a server
+  coverage     list what is under continuous scanning and why not (list, stats)
+  usage        scans per account, resource type and month, with estimated cost
+  registry     watch registries: add, list, remove, poll
+  function     put a function package (zip, layers) on a server to scan
   version      print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -88,6 +93,16 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return e.scan(ctx, args[1:])
 	case "server":
 		return e.server(ctx, args[1:])
+	case "worker":
+		return e.worker(ctx, args[1:])
+	case "coverage":
+		return e.coverage(ctx, args[1:])
+	case "usage":
+		return e.usage(ctx, args[1:])
+	case "registry":
+		return e.registry(ctx, args[1:])
+	case "function":
+		return e.function(ctx, args[1:])
 	case "admin":
 		return e.admin(ctx, args[1:])
 	case "findings":

@@ -17,12 +17,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/vigil-project/vigil"
+	"github.com/vigil-project/vigil/engine"
+	"github.com/vigil-project/vigil/feed"
 	"github.com/vigil-project/vigil/httpapi"
 	"github.com/vigil-project/vigil/sqlstore"
+	"github.com/vigil-project/vigil/worker"
 )
 
 // storeFlags say where the server's store is.
@@ -55,18 +59,97 @@ func (e *env) openStore(ctx context.Context, s storeFlags) (*sqlstore.Store, err
 	return sqlstore.Open(ctx, dsn)
 }
 
+// continuousFlags configure continuous scanning, in the server and in
+// workers.
+type continuousFlags struct {
+	workers                  int
+	lease                    time.Duration
+	excludeTag               string
+	staleAfter               time.Duration
+	eligibility              string
+	rescanEvery, updateEvery time.Duration
+	insecureRegistries       bool
+	src                      sourceFlags
+}
+
+func (c *continuousFlags) register(fs *flag.FlagSet, defWorkers int) {
+	fs.IntVar(&c.workers, "workers", defWorkers, "jobs (scans, re-evaluations, polls) run at once in this process")
+	fs.DurationVar(&c.lease, "lease", 30*time.Second, "how long a job stays claimed without a heartbeat: a dead worker's job runs again after this")
+	fs.StringVar(&c.excludeTag, "exclude-tag", vigil.DefaultExcludeTag, "tag key that excludes a resource from scanning")
+	fs.DurationVar(&c.staleAfter, "stale-after", 7*24*time.Hour, "a host whose agent has not reported for this long shows STALE_INVENTORY")
+	fs.StringVar(&c.eligibility, "scan-eligibility", "lifetime", "how long an image stays under continuous scanning after its push or last pull: lifetime, 14d, 30d, 90d or 180d")
+	fs.DurationVar(&c.rescanEvery, "rescan-interval", 0, "read registry images again when their last scan is this old (0: never; new vulnerabilities are found by re-evaluation without it)")
+	fs.DurationVar(&c.updateEvery, "db-update-interval", 0, "update the vulnerability database this often from the --source feeds (0: never; `vigil db update` on the same file works too)")
+	fs.BoolVar(&c.insecureRegistries, "insecure-registries", false, "read registries over plain HTTP")
+	c.src.register(fs)
+}
+
+func (c *continuousFlags) policy() (vigil.CoveragePolicy, error) {
+	p := vigil.CoveragePolicy{ExcludeTag: c.excludeTag, StaleAfter: c.staleAfter}
+	switch c.eligibility {
+	case "lifetime", "":
+	case "14d", "30d", "90d", "180d":
+		days, _ := strconv.Atoi(strings.TrimSuffix(c.eligibility, "d"))
+		p.Eligibility = time.Duration(days) * 24 * time.Hour
+	default:
+		return p, vigil.Errorf(vigil.EINVALID, "--scan-eligibility %q: want lifetime, 14d, 30d, 90d or 180d", c.eligibility)
+	}
+	if strings.TrimSpace(p.ExcludeTag) == "" {
+		return p, vigil.Errorf(vigil.EINVALID, "--exclude-tag: empty")
+	}
+	return p, nil
+}
+
+// startContinuous starts this process's workers and the loops of
+// continuous scanning; it returns the engine and a function that waits for
+// them to stop once ctx ends.
+func (e *env) startContinuous(ctx context.Context, store *sqlstore.Store, dbPath string, c *continuousFlags, log *slog.Logger) (*engine.Engine, func(), error) {
+	pol, err := c.policy()
+	if err != nil {
+		return nil, nil, err
+	}
+	store.Policy = pol
+	var sources feed.Sources
+	if c.updateEvery > 0 {
+		if sources, err = c.src.sources(); err != nil {
+			return nil, nil, err
+		}
+	}
+	tmp := filepath.Join(filepath.Dir(dbPath), "scans")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, nil, err
+	}
+	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: tmp, InsecureRegistries: c.insecureRegistries, Sources: sources, Log: log}
+	pool := &worker.Pool{Store: store, Handlers: eng.Handlers(), Concurrency: c.workers, Lease: c.lease, Log: log}
+	eng.Enqueued = pool.Wake
+	var wg sync.WaitGroup
+	if c.workers > 0 {
+		wg.Go(func() { pool.Run(ctx) })
+	}
+	wg.Go(func() { eng.Run(ctx, engine.Loops{RescanEvery: c.rescanEvery, UpdateEvery: c.updateEvery}) })
+	return eng, wg.Wait, nil
+}
+
 func (e *env) server(ctx context.Context, args []string) int {
-	fs := newFlagSet(e, "server", "vigil server [--listen ADDR] [--data-dir DIR | --database URL] [--db PATH] [--max-upload BYTES]")
+	fs := newFlagSet(e, "server", "vigil server [--listen ADDR] [--data-dir DIR | --database URL] [--db PATH] [--workers N] [--max-upload BYTES]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dbFlag := fs.String("db", "", "vulnerability database (default $VIGIL_DB, else the user cache directory)")
 	maxUpload := fs.Int64("max-upload", 1<<30, "largest upload (an archive to scan), in bytes")
 	maxJSON := fs.Int64("max-json", 32<<20, "largest JSON body (an inventory), in bytes")
 	allowPrivate := fs.Bool("allow-private-registries", false, "let scans reach registries on loopback and private networks")
 	retention := fs.Duration("closed-retention", 0, "delete closed findings this long after they closed (default: keep them)")
+	prices := fs.String("prices", "", "unit prices for usage estimates: TYPE:scan=PRICE,TYPE:rematch=PRICE,… (TYPE host, image or function)")
+	currency := fs.String("currency", "USD", "currency of --prices")
 	var sf storeFlags
 	sf.register(fs)
+	var cf continuousFlags
+	cf.register(fs, 2)
 	if pos, err := parseFlags(fs, args); err != nil || len(pos) > 0 {
 		return exitUsage
+	}
+	priceTable, err := httpapi.ParsePrices(*prices)
+	if err != nil {
+		return e.fail(vigil.Errorf(vigil.EINVALID, "--prices: %v", err))
 	}
 	dbPath, err := e.dbPath(*dbFlag)
 	if err != nil {
@@ -78,37 +161,21 @@ func (e *env) server(ctx context.Context, args []string) int {
 	}
 	defer store.Close()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	if n, err := store.FailInterrupted(ctx); err != nil {
-		return e.fail(err)
-	} else if n > 0 {
-		log.Warn("scans interrupted by the last stop marked failed", "count", n)
-	}
 	slog.SetDefault(log)
-	api := &httpapi.Server{Store: store, DBPath: dbPath, MaxBody: *maxUpload, MaxJSON: *maxJSON, Log: log, AllowPrivateRegistries: *allowPrivate}
+	jobCtx, stopJobs := context.WithCancel(context.Background())
+	eng, wait, err := e.startContinuous(jobCtx, store, dbPath, &cf, log)
+	if err != nil {
+		stopJobs()
+		return e.fail(err)
+	}
+	defer func() { stopJobs(); wait() }()
+	api := &httpapi.Server{Store: store, DB: eng.DB, Engine: eng, MaxBody: *maxUpload, MaxJSON: *maxJSON, Log: log,
+		AllowPrivateRegistries: *allowPrivate, InsecureRegistries: cf.insecureRegistries, Prices: priceTable, Currency: *currency}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return e.fail(err)
 	}
-	// Hourly upkeep: retention, then fresh planner statistics.
-	go func() {
-		for {
-			if *retention > 0 {
-				if n, err := store.PurgeClosed(ctx, time.Now().Add(-*retention)); err != nil {
-					log.Error("purging closed findings", "err", err)
-				} else if n > 0 {
-					log.Info("closed findings purged", "count", n)
-				}
-			}
-			if err := store.Optimize(ctx); err != nil && ctx.Err() == nil {
-				log.Error("refreshing planner statistics", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Hour):
-			}
-		}
-	}()
+	go e.upkeep(ctx, store, *retention, log)
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(e.stderr, "vigil server listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
@@ -125,6 +192,68 @@ func (e *env) server(ctx context.Context, args []string) int {
 		}
 		return e.fail(err)
 	}
+}
+
+// upkeep runs hourly: closed-finding retention, finished-job retention,
+// then fresh planner statistics.
+func (e *env) upkeep(ctx context.Context, store *sqlstore.Store, retention time.Duration, log *slog.Logger) {
+	for {
+		if retention > 0 {
+			if n, err := store.PurgeClosed(ctx, time.Now().Add(-retention)); err != nil {
+				log.Error("purging closed findings", "err", err)
+			} else if n > 0 {
+				log.Info("closed findings purged", "count", n)
+			}
+		}
+		if _, err := store.PurgeJobs(ctx, time.Now().Add(-7*24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("purging finished jobs", "err", err)
+		}
+		if err := store.Optimize(ctx); err != nil && ctx.Err() == nil {
+			log.Error("refreshing planner statistics", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}
+
+// worker runs only the jobs of continuous scanning: any number of worker
+// processes share one PostgreSQL store (or one SQLite file on one
+// machine).
+func (e *env) worker(ctx context.Context, args []string) int {
+	fs := newFlagSet(e, "worker", "vigil worker [--data-dir DIR | --database URL] [--db PATH] [--workers N]")
+	dbFlag := fs.String("db", "", "vulnerability database (default $VIGIL_DB, else the user cache directory)")
+	var sf storeFlags
+	sf.register(fs)
+	var cf continuousFlags
+	cf.register(fs, 2)
+	if pos, err := parseFlags(fs, args); err != nil || len(pos) > 0 {
+		return exitUsage
+	}
+	if cf.workers <= 0 {
+		return e.fail(vigil.Errorf(vigil.EINVALID, "--workers: want at least 1"))
+	}
+	dbPath, err := e.dbPath(*dbFlag)
+	if err != nil {
+		return e.fail(err)
+	}
+	store, err := e.openStore(ctx, sf)
+	if err != nil {
+		return e.fail(err)
+	}
+	defer store.Close()
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	slog.SetDefault(log)
+	// A signal stops claiming; jobs in flight are put back for others.
+	_, wait, err := e.startContinuous(ctx, store, dbPath, &cf, log)
+	if err != nil {
+		return e.fail(err)
+	}
+	fmt.Fprintf(e.stderr, "vigil worker running %d jobs at once\n", cf.workers)
+	wait()
+	return exitOK
 }
 
 const adminUsage = `Usage: vigil admin <command> [--data-dir DIR | --database URL]
@@ -250,12 +379,18 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	return c.send(ctx, method, path, "application/json", rd, out)
+}
+
+// send sends a body of any type and decodes the JSON answer into out
+// (nothing for 204 No Content).
+func (c *client) send(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -265,6 +400,9 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 		var p httpapi.Problem
 		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&p)
 		return fmt.Errorf("server: %s: %s", resp.Status, p.Detail)
+	}
+	if resp.StatusCode == http.StatusNoContent || out == nil {
+		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
@@ -381,10 +519,11 @@ func (e *env) findings(ctx context.Context, args []string) int {
 
 func (e *env) resources(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, "Usage: vigil resources <list|get ID|tag ID k=v…|untag ID k…|delete ID> [--server URL] [--key KEY] [--type TYPE] [--tag k=v]… [--format table|json]\n")
+		fmt.Fprint(e.stderr, "Usage: vigil resources <list|get ID|tag ID k=v…|untag ID k…|rescan ID [--wait]|delete ID> [--server URL] [--key KEY] [--type TYPE] [--tag k=v]… [--format table|json]\n")
 		return exitUsage
 	}
-	fs := newFlagSet(e, "resources "+args[0], "vigil resources list|get ID|tag ID k=v…|untag ID k…|delete ID [--server URL] [--key KEY] [--type TYPE] [--tag k=v]… [--format table|json]")
+	fs := newFlagSet(e, "resources "+args[0], "vigil resources list|get ID|tag ID k=v…|untag ID k…|rescan ID [--wait]|delete ID [--server URL] [--key KEY] [--type TYPE] [--tag k=v]… [--format table|json]")
+	wait := fs.Duration("wait", 0, "rescan: wait this long for the scan to end, then print it (0: print it queued)")
 	server := fs.String("server", "", "server URL (default $VIGIL_SERVER)")
 	key := fs.String("key", "", "API key (default $VIGIL_KEY)")
 	format := fs.String("format", "table", "table or json")
@@ -476,6 +615,26 @@ func (e *env) resources(ctx context.Context, args []string) int {
 			return e.fail(err)
 		}
 		return e.printJSON(r)
+	case "rescan":
+		if !need(1) {
+			return exitUsage
+		}
+		var sc sqlstore.Scan
+		if err := c.do(ctx, http.MethodPost, "/v1/resources/"+url.PathEscape(pos[0])+"/rescan", nil, &sc); err != nil {
+			return e.fail(err)
+		}
+		if *wait > 0 {
+			done, err := c.waitScan(ctx, sc.ID, *wait)
+			if err != nil {
+				return e.fail(err)
+			}
+			sc = *done
+		}
+		e.printJSON(sc)
+		if sc.Status == sqlstore.ScanFailed {
+			return exitFail
+		}
+		return exitOK
 	case "delete":
 		if !need(1) {
 			return exitUsage
