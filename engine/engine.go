@@ -502,7 +502,8 @@ func PollJob(registryID string) sqlstore.NewJob {
 
 // poll lists a watched registry: a digest not seen before is a new image
 // to scan (a tag moved to a new digest is one); an image seen before
-// that the registry no longer holds is deleted, closing its findings.
+// whose manifest the registry no longer holds is deleted, closing its
+// findings (one merely untagged stays).
 func (e *Engine) poll(ctx context.Context, j *sqlstore.Job) error {
 	var a PollArgs
 	if err := json.Unmarshal(j.Args, &a); err != nil {
@@ -563,6 +564,15 @@ func (e *Engine) poll(ctx context.Context, j *sqlstore.Job) error {
 	gone := 0
 	for ref, id := range known {
 		if present[ref] {
+			continue
+		}
+		// Untagged is not deleted: only a manifest the registry no longer
+		// has closes its findings.
+		exists, err := registry.Exists(ctx, cfg, ref)
+		if err != nil {
+			return err
+		}
+		if exists {
 			continue
 		}
 		if _, err := e.Store.DeleteResource(ctx, p, id); err != nil && !isNotFound(err) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net"
 
 	"context"
@@ -109,6 +110,10 @@ func (s *Server) keepUpload(w http.ResponseWriter, r *http.Request, body io.Read
 	// Read at most one byte more than the limit: that byte means the
 	// upload is over it.
 	n, err := s.Store.PutUpload(r.Context(), id, io.LimitReader(body, s.MaxBody+1))
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) || err == nil && n > s.MaxBody {
+		s.Store.DeleteUpload(context.WithoutCancel(r.Context()), id)
+		return "", &vigil.Error{Code: "too_large", Message: fmt.Sprintf("upload over the %d byte limit", s.MaxBody)}
+	}
 	if err != nil {
 		return "", vigil.Errorf(vigil.EINVALID, "upload: %v", err)
 	}

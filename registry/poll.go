@@ -310,3 +310,38 @@ func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return t.base.RoundTrip(r)
 }
+
+// Exists reports whether registry c still holds a manifest, by its digest
+// reference ("host/repo@sha256:..."): a poll lists tags, so an image whose
+// tag moved away is absent from the listing but may still be there (and
+// running somewhere). Only a 404 means it is gone.
+func Exists(ctx context.Context, c Config, ref string) (bool, error) {
+	if err := c.Validate(); err != nil {
+		return false, err
+	}
+	host := c.Host()
+	var nameOpts []name.Option
+	tr := defaultTransport
+	if c.plainHTTP() {
+		nameOpts = append(nameOpts, name.Insecure)
+	} else {
+		tr = httpsOnly{host: host, base: tr}
+	}
+	d, err := name.NewDigest(ref, nameOpts...)
+	if err != nil {
+		return false, fmt.Errorf("registry %s: %q is not a digest reference: %v", host, ref, err)
+	}
+	var auth authn.Authenticator = authn.Anonymous
+	if c.Username != "" {
+		auth = &authn.Basic{Username: c.Username, Password: c.Password}
+	}
+	_, err = remote.Head(d, remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(tr))
+	if err == nil {
+		return true, nil
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	return false, wrap(host, "check "+ref, err)
+}

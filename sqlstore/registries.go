@@ -79,7 +79,7 @@ func (s *Store) CreateRegistry(ctx context.Context, p vigil.Principal, nr NewReg
 	exc, _ := json.Marshal(r.Exclude)
 	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO registries(id, account_id, url, username, password, include_patterns, exclude_patterns, webhook_secret, poll_interval, created_at, last_polled_at, last_error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`), r.ID, accountID, r.URL, r.Username, r.password, string(inc), string(exc), r.secret, r.PollSeconds, micros(r.Created))
-	if isUnique(err) {
+	if err != nil && isUnique(err) {
 		return nil, vigil.Errorf(vigil.ECONFLICT, "registry %s is already registered for %s", r.URL, account)
 	}
 	if err != nil {

@@ -30,6 +30,21 @@ func Shared(t testing.TB) string {
 	return dir
 }
 
+// SharedAvailable reports whether the shared directory is there, for
+// tests that use it when they can and something smaller when they cannot.
+func SharedAvailable() bool {
+	dir := os.Getenv("VIGIL_SHARED")
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return false
+		}
+		dir = filepath.Join(root, "..", "shared")
+	}
+	_, err := os.Stat(filepath.Join(dir, "targets", "build"))
+	return err == nil
+}
+
 // Vulndata returns the shared vulnerability data snapshot, or skips.
 func Vulndata(t testing.TB) string {
 	t.Helper()
