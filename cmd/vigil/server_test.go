@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vigil-project/vigil/httpapi"
 	"github.com/vigil-project/vigil/internal/testutil"
@@ -20,12 +18,8 @@ import (
 func TestServerEndToEnd(t *testing.T) {
 	db := sharedScanDB(t)
 	deb := testutil.Target(t, "debian-bookworm")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vigil")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
+	bin := buildVigil(t)
+	data := filepath.Join(t.TempDir(), "data")
 	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
@@ -49,27 +43,7 @@ func TestServerEndToEnd(t *testing.T) {
 	spare := strings.TrimSpace(run("admin", "key", "create", "--account", "acme", "--role", "read-only", "--data-dir", data))
 	run("admin", "key", "revoke", "3", "--data-dir", data)
 
-	srv := exec.Command(bin, "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--db", db)
-	stderr, _ := srv.StderrPipe()
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "vigil server listening on "); ok {
-				addr <- u
-			}
-		}
-	}()
-	var url string
-	select {
-	case url = <-addr:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not start")
-	}
+	_, url := startProcess(t, bin, "vigil server listening on ", "server", "--listen", "127.0.0.1:0", "--data-dir", data, "--db", db)
 
 	scan := func(target string) {
 		t.Helper()
