@@ -428,26 +428,33 @@ func (e *Engine) Rematch(ctx context.Context, a RematchArgs) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	events := 0
+	var items []sqlstore.RematchItem
 	for _, si := range invs {
 		if si.Reason == vigil.ReasonExcludedByTag || si.Reason == vigil.ReasonEligibilityExpired || !a.Force && si.MatchedRevision >= rev {
 			continue
 		}
 		res, err := match.Match(ctx, db, si.Inventory)
 		if err != nil {
-			return events, err
+			return 0, err
 		}
 		unsupported, msg := UnsupportedOS(res)
-		out, err := e.Store.Rematch(ctx, si.ResourceID, res.Findings, rev, unsupported, msg, a.Force)
-		if err != nil {
-			return events, err
-		}
-		if !out.Skipped {
+		items = append(items, sqlstore.RematchItem{ResourceID: si.ResourceID, Matches: res.Findings, Unsupported: unsupported, Message: msg})
+	}
+	if len(items) == 0 {
+		return 0, nil
+	}
+	out, err := e.Store.RematchBatch(ctx, items, rev, a.Force)
+	if err != nil {
+		return 0, err
+	}
+	events := 0
+	for i, r := range out {
+		if !r.Skipped {
 			e.Rematches.Add(1)
 		}
-		events += len(out.Events)
+		events += len(r.Events)
 		if a.Scan != "" {
-			e.finishScan(ctx, ScanArgs{Scan: a.Scan, ResourceID: si.ResourceID}, sqlstore.ScanDone, len(res.Findings), "")
+			e.finishScan(ctx, ScanArgs{Scan: a.Scan, ResourceID: items[i].ResourceID}, sqlstore.ScanDone, len(items[i].Matches), "")
 		}
 	}
 	return events, nil

@@ -290,7 +290,7 @@ func mergePackage(list []vigil.VulnerablePackage, vp vigil.VulnerablePackage) []
 				list[i] = vp
 			} else if o.FixedVersion != "" && vp.FixedVersion != "" {
 				if ov, err := parseVersion(o.FixedVersion, o.Ecosystem); err == nil {
-					if c, err := compare(ov, vp.FixedVersion); err == nil && c < 0 {
+					if c, err := compare(ov, o.Ecosystem, vp.FixedVersion); err == nil && c < 0 {
 						list[i] = vp
 					}
 				}

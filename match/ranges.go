@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/osv-scalibr/semantic"
 
@@ -18,13 +19,52 @@ type matched struct {
 
 // compare returns the order of installed against s (-1, 0, +1), or an
 // error when s is not a version of the ecosystem.
-func compare(installed semantic.Version, s string) (c int, err error) {
+func compare(installed semantic.Version, eco, s string) (c int, err error) {
+	v, err := cachedVersion(s, eco)
+	if err != nil {
+		return 0, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("version comparison panicked: %v", r)
 		}
 	}()
-	return installed.CompareStr(s)
+	return installed.Compare(v)
+}
+
+// versions caches parsed versions: the same advisory versions are
+// compared with every inventory of a fleet, and parsing them (PyPI's
+// above all) is most of matching's work. Bounded: it starts over when
+// full.
+var versions = struct {
+	sync.RWMutex
+	m map[[2]string]parsedVersion
+}{m: map[[2]string]parsedVersion{}}
+
+type parsedVersion struct {
+	v   semantic.Version
+	err error
+}
+
+const maxCachedVersions = 1 << 18
+
+// cachedVersion parses a version in an ecosystem's order, once.
+func cachedVersion(s, eco string) (semantic.Version, error) {
+	k := [2]string{eco, s}
+	versions.RLock()
+	p, ok := versions.m[k]
+	versions.RUnlock()
+	if ok {
+		return p.v, p.err
+	}
+	v, err := parseVersion(s, eco)
+	versions.Lock()
+	if len(versions.m) >= maxCachedVersions {
+		clear(versions.m)
+	}
+	versions.m[k] = parsedVersion{v, err}
+	versions.Unlock()
+	return v, err
 }
 
 // affects evaluates an OSV affected entry for an installed version: its
@@ -39,7 +79,7 @@ func affects(iv semantic.Version, version, eco string, a vigil.Affected) (matche
 			hit, m.text = true, "version "+v+" listed"
 			break
 		}
-		if c, err := compare(iv, v); err == nil && c == 0 {
+		if c, err := compare(iv, eco, v); err == nil && c == 0 {
 			hit, m.text = true, "version "+v+" listed"
 			break
 		}
@@ -85,7 +125,7 @@ func inRange(iv semantic.Version, eco string, events []vigil.Event) (bool, error
 			continue // limit applies to GIT ranges only
 		}
 		if x.ver != "0" {
-			v, err := parseVersion(x.ver, eco)
+			v, err := cachedVersion(x.ver, eco)
 			if err != nil {
 				return false, err
 			}
@@ -120,7 +160,7 @@ func inRange(iv semantic.Version, eco string, events []vigil.Event) (bool, error
 			}
 			continue
 		}
-		c, err := compare(iv, e.ver)
+		c, err := compare(iv, eco, e.ver)
 		if err != nil {
 			return false, err
 		}
@@ -147,7 +187,7 @@ func nearestFix(iv semantic.Version, a vigil.Affected) string {
 	best := ""
 	var bestV semantic.Version
 	for _, f := range a.Fixed() {
-		c, err := compare(iv, f)
+		c, err := compare(iv, a.Ecosystem, f)
 		if err != nil || c >= 0 {
 			continue
 		}
@@ -156,7 +196,7 @@ func nearestFix(iv semantic.Version, a vigil.Affected) string {
 			continue
 		}
 		if bestV != nil {
-			if c, err := compare(bestV, f); err == nil && c > 0 {
+			if c, err := compare(bestV, a.Ecosystem, f); err == nil && c > 0 {
 				best, bestV = f, mustParse(f, a.Ecosystem)
 			}
 		}

@@ -8,6 +8,7 @@ package reconcile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"math"
 	"slices"
 	"sort"
@@ -90,6 +91,11 @@ type Input struct {
 	Matches    []vigil.Finding
 	DBRevision int64
 	Now        time.Time
+	// Rematch says the matches come from the kept inventory matched again
+	// against a newer database, not from reading the resource: findings
+	// found again are not observed again, and only those that change are
+	// written.
+	Rematch bool
 }
 
 // Result is what to store: every finding whose record changes, and the
@@ -131,7 +137,13 @@ func Reconcile(in Input) Result {
 		}
 		next := old
 		next.Finding, next.LastObserved, next.DBRevision, next.Status = m, now, in.DBRevision, status
+		if in.Rematch {
+			next.LastObserved = old.LastObserved
+		}
 		changes := diff(old.Finding, m)
+		if in.Rematch && old.Status == status && len(changes) == 0 {
+			continue
+		}
 		switch {
 		case old.Status == Closed:
 			next.ClosedAt = nil
@@ -303,4 +315,14 @@ func packageKey(ps []vigil.VulnerablePackage) string {
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, "\x01")
+}
+
+// MatchDigest digests what matching says of a finding: two matches of
+// the same vulnerability with the same digest are the same finding
+// content. A re-evaluation compares digests before it reads stored
+// findings whole.
+func MatchDigest(f vigil.Finding) string {
+	b, _ := json.Marshal(f)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

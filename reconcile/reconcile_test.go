@@ -145,3 +145,30 @@ func merge(stored, writes []Stored) []Stored {
 	}
 	return out
 }
+
+// TestRematchWritesOnlyWhatChanged: matching a kept inventory again does
+// not observe the resource: unchanged findings are not written, changed
+// ones keep their last observation, new ones open, vanished ones close.
+func TestRematchWritesOnlyWhatChanged(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	stored := Reconcile(Input{Account: "acme", Resource: "host", Now: t0, DBRevision: 1,
+		Matches: []vigil.Finding{finding("CVE-1", "HIGH", "a"), finding("CVE-2", "LOW", "b"), finding("CVE-3", "LOW", "c")}}).Write
+	t1 := t0.Add(24 * time.Hour)
+	worse := finding("CVE-2", "CRITICAL", "b")
+	r := Reconcile(Input{Account: "acme", Resource: "host", Now: t1, DBRevision: 2, Stored: stored, Rematch: true,
+		Matches: []vigil.Finding{finding("CVE-1", "HIGH", "a"), worse, finding("CVE-4", "MEDIUM", "d")}})
+	w := byVuln(r.Write)
+	if _, ok := w["CVE-1"]; ok || len(r.Write) != 3 {
+		t.Fatalf("written: %v", slices.Collect(func(yield func(string) bool) {
+			for k := range w {
+				yield(k)
+			}
+		}))
+	}
+	if got := types(r.Events); !slices.Equal(got, []string{"FINDING_CLOSED CVE-3", "FINDING_ESCALATED CVE-2", "FINDING_OPENED CVE-4", "FINDING_UPDATED CVE-2"}) {
+		t.Fatalf("events %q", got)
+	}
+	if !w["CVE-2"].LastObserved.Equal(t0) || w["CVE-2"].DBRevision != 2 || !w["CVE-2"].Updated.Equal(t1) {
+		t.Errorf("updated by a rematch: %+v", w["CVE-2"])
+	}
+}

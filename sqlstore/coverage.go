@@ -221,44 +221,100 @@ type Rematched struct {
 	Events  []reconcile.Event
 }
 
-// Rematch reconciles a resource's findings with a new matching of its
-// kept inventory against database revision dbRevision, in one
-// transaction, without reading the resource again or changing when it
-// was scanned. A resource already matched against dbRevision or later is
-// skipped (unless force: an on-demand rescan), so running a re-evaluation
-// twice changes nothing. unsupported is as in ResourceSpec.
+// RematchItem is one resource's new matching.
+type RematchItem struct {
+	ResourceID string
+	Matches    []vigil.Finding
+	// Unsupported is as in ResourceSpec.
+	Unsupported, Message string
+}
+
+// Rematch reconciles one resource's findings with a new matching of its
+// kept inventory (see RematchBatch).
 func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.Finding, dbRevision int64, unsupported, message string, force bool) (*Rematched, error) {
+	out, err := s.RematchBatch(ctx, []RematchItem{{ResourceID: resourceID, Matches: matches, Unsupported: unsupported, Message: message}}, dbRevision, force)
+	if err != nil {
+		return nil, err
+	}
+	return &out[0], nil
+}
+
+// RematchBatch reconciles resources' findings with new matchings of
+// their kept inventories against database revision dbRevision, in one
+// transaction, without reading the resources again or changing when they
+// were scanned. A resource already matched against dbRevision or later
+// is skipped (unless force: an on-demand rescan), so running a
+// re-evaluation twice changes nothing. One transaction for many
+// resources: most change nothing, and a commit each would cost more than
+// their matching.
+func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevision int64, force bool) ([]Rematched, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	out := make([]Rematched, len(items))
+	wrote := false
+	for i, it := range items {
+		r, w, err := s.rematchTx(ctx, tx, it, dbRevision, force)
+		if err != nil {
+			return nil, err
+		}
+		out[i], wrote = r, wrote || w
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	if wrote {
+		s.wrote(ctx)
+	}
+	return out, nil
+}
+
+func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, it RematchItem, dbRevision int64, force bool) (Rematched, bool, error) {
+	resourceID, matches, unsupported, message := it.ResourceID, it.Matches, it.Unsupported, it.Message
 	lock := ""
 	if s.postgres {
 		lock = " FOR UPDATE OF r"
 	}
 	var accountID, matched int64
 	var account, typ, name, digest, status, reason string
-	err = tx.QueryRowContext(ctx, s.q(`SELECT r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.matched_revision
+	err := tx.QueryRowContext(ctx, s.q(`SELECT r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.matched_revision
 		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id = ?`+lock), resourceID).
 		Scan(&accountID, &account, &typ, &name, &digest, &status, &reason, &matched)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && (digest == "" || status == deleted || !force && matched >= dbRevision) {
-		return &Rematched{Skipped: true}, nil
+		return Rematched{Skipped: true}, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return Rematched{}, false, err
 	}
-	stored, err := s.resourceFindings(ctx, tx, resourceID)
+	stored, matches, err := s.changedOnly(ctx, tx, account, resourceID, matches)
 	if err != nil {
-		return nil, err
+		return Rematched{}, false, err
 	}
 	now := s.Now()
-	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: resourceID, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now})
+	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: resourceID, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now, Rematch: true})
 	if err := s.countDeltas(ctx, tx, accountID, typ, name, byID(stored), res.Write); err != nil {
-		return nil, err
+		return Rematched{}, false, err
 	}
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
-		return nil, err
+		return Rematched{}, false, err
+	}
+	// Findings read whole but found unchanged (EPSS drift within the
+	// threshold; rows from before digests were kept) get the new digest,
+	// so that the next re-evaluation does not read them again.
+	written := map[string]bool{}
+	for _, w := range res.Write {
+		written[w.ID] = true
+	}
+	for _, m := range matches {
+		id := reconcile.FindingID(account, resourceID, m.Vulnerability.ID)
+		if written[id] || m.Suppressed != nil {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE findings SET match_digest = ? WHERE id = ? AND status = ?"), reconcile.MatchDigest(m), id, reconcile.Active); err != nil {
+			return Rematched{}, false, err
+		}
 	}
 	// Only the matching's own verdict changes the coverage here: a failed
 	// scan stays failed until a scan succeeds.
@@ -269,23 +325,17 @@ func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.
 	if reason != "" && reason != vigil.ReasonUnsupportedOS {
 		newStatus, newReason, newMessage = status, reason, ""
 		if err := tx.QueryRowContext(ctx, s.q("SELECT scan_message FROM resources WHERE id = ?"), resourceID).Scan(&newMessage); err != nil {
-			return nil, err
+			return Rematched{}, false, err
 		}
 	}
 	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET matched_revision = ?, matched_at = ?, scan_status = ?, scan_reason = ?, scan_message = ? WHERE id = ?"),
 		dbRevision, micros(now), newStatus, newReason, newMessage, resourceID); err != nil {
-		return nil, err
+		return Rematched{}, false, err
 	}
 	if err := s.countUsage(ctx, tx, accountID, typ, now, "rematches"); err != nil {
-		return nil, err
+		return Rematched{}, false, err
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlstore: commit: %w", err)
-	}
-	if len(res.Write) > 0 {
-		s.wrote(ctx)
-	}
-	return &Rematched{Events: res.Events}, nil
+	return Rematched{Events: res.Events}, len(res.Write) > 0, nil
 }
 
 // countUsage adds one scan or rematch to the month's usage.
@@ -572,4 +622,70 @@ func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limi
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+// changedOnly narrows a re-evaluation to what it changes: it compares the
+// digests of the resource's stored findings with those of its new matches
+// and returns, read whole, only the stored findings that differ (changed,
+// gone, closed and matched again) and only the matches that differ
+// (changed, new). Reading every finding body of a resource costs more than
+// matching it again; most of a fleet's findings do not change.
+func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID string, matches []vigil.Finding) ([]reconcile.Stored, []vigil.Finding, error) {
+	type row struct{ status, digest string }
+	rows, err := tx.QueryContext(ctx, s.q("SELECT id, status, match_digest FROM findings WHERE resource_id = ?"), resourceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := map[string]row{}
+	for rows.Next() {
+		var id string
+		var r row
+		if err := rows.Scan(&id, &r.status, &r.digest); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		have[id] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	var load []string
+	var changed []vigil.Finding
+	seen := map[string]bool{}
+	for _, m := range matches {
+		id := reconcile.FindingID(account, resourceID, m.Vulnerability.ID)
+		if seen[id] || m.Suppressed != nil {
+			// Split by suppression: let the full reconciliation judge.
+			all, err := s.resourceFindings(ctx, tx, resourceID)
+			return all, matches, err
+		}
+		seen[id] = true
+		r, ok := have[id]
+		switch {
+		case !ok:
+			changed = append(changed, m)
+		case r.status != reconcile.Active || r.digest != reconcile.MatchDigest(m):
+			changed = append(changed, m)
+			load = append(load, id)
+		}
+	}
+	for id, r := range have {
+		if !seen[id] && r.status != reconcile.Closed {
+			load = append(load, id)
+		}
+	}
+	if len(load) == 0 {
+		return nil, changed, nil
+	}
+	slices.Sort(load)
+	var stored []reconcile.Stored
+	for chunk := range slices.Chunk(load, 500) {
+		part, err := jsonRows[reconcile.Stored](tx.QueryContext(ctx, s.q("SELECT body FROM findings WHERE id IN ("+placeholders(len(chunk))+")"), anys(chunk)...))
+		if err != nil {
+			return nil, nil, err
+		}
+		stored = append(stored, part...)
+	}
+	return stored, changed, nil
 }

@@ -265,19 +265,19 @@ func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, 
 			if f.Finding.KEV != nil {
 				kev = 1
 			}
-			rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, f.ID, accountID, f.Resource, f.Finding.Vulnerability.ID, f.Type, f.Status, f.Finding.Severity, score.Rank(f.Finding.Severity),
 				f.Finding.Score, epss, kev, f.Finding.FixAvailable, f.Finding.Vulnerability.Title,
-				micros(f.FirstObserved), micros(f.LastObserved), micros(f.Updated), closed, f.DBRevision, string(body))
+				micros(f.FirstObserved), micros(f.LastObserved), micros(f.Updated), closed, f.DBRevision, string(body), reconcile.MatchDigest(f.Finding))
 			ids = append(ids, f.ID)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO findings(id, account_id, resource_id, vuln_id, type, status, severity, severity_rank, score, epss, kev,
-			fix_available, title, first_observed, last_observed, updated_at, closed_at, db_revision, body)
+			fix_available, title, first_observed, last_observed, updated_at, closed_at, db_revision, body, match_digest)
 			VALUES `+strings.Join(rows, ", ")+`
 			ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, severity_rank = excluded.severity_rank,
 			score = excluded.score, epss = excluded.epss, kev = excluded.kev, fix_available = excluded.fix_available, title = excluded.title,
 			last_observed = excluded.last_observed, updated_at = excluded.updated_at, closed_at = excluded.closed_at,
-			db_revision = excluded.db_revision, body = excluded.body`), args...); err != nil {
+			db_revision = excluded.db_revision, body = excluded.body, match_digest = excluded.match_digest`), args...); err != nil {
 			return fmt.Errorf("sqlstore: findings: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_packages WHERE finding_id IN ("+placeholders(len(ids))+")"), ids...); err != nil {

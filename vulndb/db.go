@@ -29,6 +29,9 @@ type DB struct {
 
 	mu    sync.RWMutex
 	cache map[lookupKey][]Entry
+	// vulns caches Get: a fleet's inventories meet the same
+	// vulnerabilities again and again.
+	vulns map[string]*vigil.Vulnerability
 	ecos  map[string]int
 	stmt  *sql.Stmt
 }
@@ -73,7 +76,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: %w", err)
 	}
-	db := &DB{sql: sdb, path: path, cache: map[lookupKey][]Entry{}}
+	db := &DB{sql: sdb, path: path, cache: map[lookupKey][]Entry{}, vulns: map[string]*vigil.Vulnerability{}}
 	if err := db.readMeta(); err != nil {
 		sdb.Close()
 		return nil, err
@@ -208,8 +211,32 @@ func (db *DB) Resolve(ctx context.Context, id string) ([]string, error) {
 }
 
 // Get returns one vulnerability by its primary id, with its KEV and EPSS
-// data and its severity joined in.
+// data and its severity joined in. The result is shared with other
+// callers: it must not be modified.
 func (db *DB) Get(ctx context.Context, id string) (*vigil.Vulnerability, error) {
+	db.mu.RLock()
+	v, ok := db.vulns[id]
+	db.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := db.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	if len(db.vulns) >= maxCachedVulns {
+		clear(db.vulns)
+	}
+	db.vulns[id] = v
+	db.mu.Unlock()
+	return v, nil
+}
+
+// maxCachedVulns bounds Get's cache.
+const maxCachedVulns = 1 << 16
+
+func (db *DB) get(ctx context.Context, id string) (*vigil.Vulnerability, error) {
 	var body []byte
 	err := db.sql.QueryRowContext(ctx, "SELECT body FROM vulns WHERE id = ?", id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
