@@ -207,6 +207,16 @@ func (s *Server) submitInventory(w http.ResponseWriter, r *http.Request, p vigil
 		problem(w, r, vigil.Errorf(vigil.EINVALID, "inventory: required"))
 		return
 	}
+	// A resource excluded by tag is not scanned: its report is not
+	// stored or matched, and its findings stay as they were.
+	if excluded, res, err := s.excluded(r, p, req); err != nil {
+		problem(w, r, err)
+		return
+	} else if excluded {
+		writeJSON(w, http.StatusOK, SubmitResponse{Resource: *res, Findings: []vigil.Finding{}, Events: []reconcile.Event{},
+			Warnings: []string{"not scanned: the resource is excluded by its " + s.Store.ExcludeTag() + " tag"}})
+		return
+	}
 	db, err := s.vulnDB()
 	if err != nil {
 		problem(w, r, err)
@@ -226,6 +236,29 @@ func (s *Server) submitInventory(w http.ResponseWriter, r *http.Request, p vigil
 	}
 	s.submitted.Add(1)
 	writeJSON(w, http.StatusOK, SubmitResponse{Resource: sub.Resource, Findings: res.Findings, Events: nonNil(sub.Events), Warnings: nonNil(res.Warnings)})
+}
+
+// excluded reports whether an inventory's resource is excluded from
+// scanning, by the tags it is submitted with or those it has.
+func (s *Server) excluded(r *http.Request, p vigil.Principal, req SubmitRequest) (bool, *vigil.Resource, error) {
+	key := s.Store.ExcludeTag()
+	if _, ok := req.Tags[key]; ok {
+		return true, &vigil.Resource{Type: req.Type, Name: req.Name, Tags: req.Tags}, nil
+	}
+	accountID, _, err := s.Store.AccountFor(r.Context(), p, req.Account)
+	if err != nil {
+		return false, nil, err
+	}
+	id, err := s.Store.ResourceByName(r.Context(), accountID, req.Type, req.Name)
+	if err != nil || id == "" {
+		return false, nil, err
+	}
+	reason, err := s.Store.CoverageReason(r.Context(), id)
+	if err != nil || reason != vigil.ReasonExcludedByTag {
+		return false, nil, err
+	}
+	res, err := s.Store.Resource(r.Context(), vigil.Principal{AccountID: accountID, Role: vigil.RoleAdmin, Visible: []int64{accountID}}, id)
+	return err == nil, res, err
 }
 
 func nonNil[T any](v []T) []T {

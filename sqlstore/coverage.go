@@ -19,6 +19,9 @@ import (
 // closed findings.
 const deleted = "DELETED"
 
+// ExcludeTag is the tag key that excludes a resource from scanning.
+func (s *Store) ExcludeTag() string { return s.policy().ExcludeTag }
+
 func (s *Store) policy() vigil.CoveragePolicy {
 	p := s.Policy
 	if p.ExcludeTag == "" {
