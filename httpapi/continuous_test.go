@@ -174,6 +174,16 @@ func TestExclusionRescanCoverageUsage(t *testing.T) {
 	if sc = f.waitScan(t, f.member, sc.ID); sc.Status != sqlstore.ScanDone || sc.Findings != 2 {
 		t.Fatalf("rescan: %+v", sc)
 	}
+	// The scan's status is written just before its job completes.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, body, _ := f.call(t, "GET", "/metrics", "", nil)
+		if strings.Contains(string(body), `vigil_jobs{kind="rescan",state="completed"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics:\n%s", body)
+		}
+	}
 	for _, c := range []struct {
 		key, path string
 		want      int

@@ -174,6 +174,19 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP vigil_http_requests_total HTTP requests served.\n# TYPE vigil_http_requests_total counter\nvigil_http_requests_total %d\n", s.requests.Load())
 	fmt.Fprintf(w, "# HELP vigil_http_failures_total HTTP requests answered with a 5xx status.\n# TYPE vigil_http_failures_total counter\nvigil_http_failures_total %d\n", s.failures.Load())
 	fmt.Fprintf(w, "# HELP vigil_inventories_submitted_total Inventories stored and matched.\n# TYPE vigil_inventories_submitted_total counter\nvigil_inventories_submitted_total %d\n", s.submitted.Load())
+	if counts, err := s.Store.JobCounts(r.Context()); err == nil {
+		fmt.Fprintf(w, "# HELP vigil_jobs Jobs of continuous scanning, by kind and state.\n# TYPE vigil_jobs gauge\n")
+		kinds := make([]string, 0, len(counts))
+		for k := range counts {
+			kinds = append(kinds, k)
+		}
+		slices.Sort(kinds)
+		for _, k := range kinds {
+			for _, st := range []string{sqlstore.JobAvailable, sqlstore.JobRunning, sqlstore.JobCompleted, sqlstore.JobFailed} {
+				fmt.Fprintf(w, "vigil_jobs{kind=%q,state=%q} %d\n", k, st, counts[k][st])
+			}
+		}
+	}
 	if db, err := s.vulnDB(); err == nil {
 		fmt.Fprintf(w, "# HELP vigil_vulndb_revision Revision of the vulnerability database.\n# TYPE vigil_vulndb_revision gauge\nvigil_vulndb_revision %d\n", db.Meta().Revision)
 		fmt.Fprintf(w, "# HELP vigil_vulndb_age_seconds Seconds since the database last checked its sources.\n# TYPE vigil_vulndb_age_seconds gauge\nvigil_vulndb_age_seconds %d\n", int64(time.Since(db.Meta().CheckedAt).Seconds()))
