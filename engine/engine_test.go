@@ -300,3 +300,87 @@ func TestUnsupportedOS(t *testing.T) {
 		t.Fatalf("coverage %+v", c)
 	}
 }
+
+// TestTimeReasons: a host silent past the stale limit is STALE_INVENTORY;
+// an image not pushed or pulled within the eligibility period is
+// SCAN_ELIGIBILITY_EXPIRED and is no longer re-evaluated; a pull renews it.
+func TestTimeReasons(t *testing.T) {
+	r := newRig(t, filepath.Join(t.TempDir(), "store.db"))
+	ctx := context.Background()
+	now := time.Now()
+	r.store.Now = func() time.Time { return now }
+	host := r.submit(t, "host-1", lodash)
+	db, _ := r.eng.DB.Get()
+	inv := &vigil.Inventory{SchemaVersion: vigil.InventorySchemaVersion, Digest: "sha256:img", Packages: []vigil.Package{lodash}}
+	res, _ := match.Match(ctx, db, inv)
+	sub, err := r.store.SubmitInventory(ctx, r.p, sqlstore.ResourceSpec{Type: vigil.ResourceImage, Name: "reg/app@sha256:1"}, inv, res.Findings, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := sub.Resource.ID
+	r.store.Policy = vigil.CoveragePolicy{StaleAfter: 48 * time.Hour, Eligibility: 14 * 24 * time.Hour}
+	now = now.Add(72 * time.Hour)
+	if c := r.coverage(t, host); c.Reason != vigil.ReasonStaleInventory {
+		t.Errorf("a host silent for 3 days: %+v", c)
+	}
+	if c := r.coverage(t, img); c.ScanStatus != vigil.ScanActive {
+		t.Errorf("an image pushed 3 days ago: %+v", c)
+	}
+	now = now.Add(15 * 24 * time.Hour)
+	if c := r.coverage(t, img); c.Reason != vigil.ReasonEligibilityExpired {
+		t.Fatalf("an image untouched for 18 days: %+v", c)
+	}
+	if n, err := r.eng.Rematch(ctx, engine.RematchArgs{Revision: 1, Resources: []string{img}, Force: true}); err != nil || n != 0 {
+		t.Errorf("an expired image was re-evaluated: %d %v", n, err)
+	}
+	if err := r.store.RecordActivity(ctx, img, now); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.coverage(t, img); c.ScanStatus != vigil.ScanActive {
+		t.Errorf("after a pull: %+v", c)
+	}
+}
+
+// TestWatchNoticesADatabaseUpdate: `vigil db update` on the file the
+// server uses is noticed by the watch loop, which enqueues one
+// re-evaluation of the new revision.
+func TestWatchNoticesADatabaseUpdate(t *testing.T) {
+	r := newRig(t, filepath.Join(t.TempDir(), "store.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woke := make(chan struct{}, 10)
+	r.eng.Enqueued = func() { woke <- struct{}{} }
+	go r.eng.Run(ctx, engine.Loops{WatchEvery: 20 * time.Millisecond})
+	wait := func(rev string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case <-woke:
+			case <-deadline:
+				t.Fatalf("no re-evaluation of revision %s", rev)
+			}
+			jobs, _ := r.store.Jobs(ctx, engine.KindReevaluate, "", 10)
+			for _, j := range jobs {
+				if j.Key == "reevaluate:"+rev {
+					return
+				}
+			}
+		}
+	}
+	wait("1")
+	// A new revision: an EPSS file from a later day.
+	files, _ := filepath.Glob(filepath.Join(r.mirror, "epss", "*.csv.gz"))
+	os.Rename(files[0], filepath.Join(r.mirror, "epss", "epss_scores-2026-08-17.csv.gz"))
+	kev := filepath.Join(r.mirror, "kev", "known_exploited_vulnerabilities.json")
+	body, _ := os.ReadFile(kev)
+	os.WriteFile(kev, []byte(strings.Replace(string(body), "2025.08.25", "2025.08.26", 1)+" "), 0o644)
+	if sum := r.updateDB(t); sum.Revision != 2 {
+		t.Fatalf("update: revision %d", sum.Revision)
+	}
+	wait("2")
+	time.Sleep(100 * time.Millisecond)
+	if jobs, _ := r.store.Jobs(ctx, engine.KindReevaluate, "", 10); len(jobs) != 2 {
+		t.Errorf("%d re-evaluation jobs, want one per revision", len(jobs))
+	}
+}
