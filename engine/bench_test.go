@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,15 +21,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/collect"
 	"github.com/vigil-project/vigil/engine"
 	"github.com/vigil-project/vigil/feed"
+	"github.com/vigil-project/vigil/httpapi"
 	"github.com/vigil-project/vigil/internal/testutil"
 	"github.com/vigil-project/vigil/match"
+	"github.com/vigil-project/vigil/registry"
 	"github.com/vigil-project/vigil/source"
 	"github.com/vigil-project/vigil/sqlstore"
 	"github.com/vigil-project/vigil/vulndb"
+	"github.com/vigil-project/vigil/worker"
 )
 
 // BenchmarkReevaluation measures continuous scanning's answer to new
@@ -57,12 +66,13 @@ func BenchmarkReevaluation(b *testing.B) {
 		home, _ := os.UserHomeDir()
 		cache = filepath.Join(home, ".cache", "vigil-bench")
 	}
-	cache = filepath.Join(cache, fmt.Sprintf("reeval-%d-%d", fleet, changed))
+	cache = filepath.Join(cache, fmt.Sprintf("reeval-v2-%d-%d", fleet, changed))
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	rev1, rev2 := buildRevisions(b, vd, cache, changed)
+	rev3 := buildKEVRevision(b, vd, cache, rev2, 20)
 	base := baseInventory(b)
 	bin := filepath.Join(b.TempDir(), "vigil")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/vigil").CombinedOutput(); err != nil {
@@ -73,11 +83,32 @@ func BenchmarkReevaluation(b *testing.B) {
 	for range b.N {
 		for _, backend := range backends {
 			tmpl := buildFleet(b, backend, cache, rev1, base, fleet)
-			configs := [][2]int{{1, 1}, {2, 1}, {1, 2}} // processes, jobs each
-			for _, mode := range []string{"incremental", "full"} {
+			// processes, jobs each: SQLite has one writer at a time, so
+			// one process; PostgreSQL, one and two processes.
+			configs := [][2]int{{1, 2}}
+			if backend == "postgres" {
+				configs = [][2]int{{1, 1}, {2, 1}, {1, 2}, {2, 2}}
+			}
+			if c := os.Getenv("VIGIL_BENCH_CONFIGS"); c != "" {
+				configs = nil
+				for _, pc := range strings.Split(c, ",") {
+					p, j, _ := strings.Cut(pc, "x")
+					np, _ := strconv.Atoi(p)
+					nj, _ := strconv.Atoi(j)
+					configs = append(configs, [2]int{np, nj})
+				}
+			}
+			for _, mode := range []string{"kev", "incremental", "full"} {
 				for _, cfg := range configs {
-					dsn := cloneStore(b, backend, tmpl)
-					res := reevaluate(b, ctx, bin, dsn, rev2, mode == "full", cfg[0], cfg[1])
+					dsn, drop := cloneStore(b, backend, tmpl)
+					db, from := rev2, int64(1)
+					if mode == "kev" {
+						// Revision 3 only adds KEV entries: the resources
+						// with findings of those vulnerabilities.
+						db, from = rev3, 2
+					}
+					res := reevaluate(b, ctx, bin, dsn, db, from, mode == "full", cfg[0], cfg[1])
+					drop()
 					fmt.Printf("reevaluation %-8s %-11s fleet=%d processes=%d jobs-each=%d: %d resources matched again, %d finding events, %.2fs (%.0f resources/s)\n",
 						backend, mode, fleet, cfg[0], cfg[1], res.resources, res.events, res.elapsed.Seconds(), float64(res.resources)/res.elapsed.Seconds())
 					b.ReportMetric(res.elapsed.Seconds(), backend+"-"+mode+"-"+strconv.Itoa(cfg[0])+"x"+strconv.Itoa(cfg[1])+"-s")
@@ -189,6 +220,72 @@ func copyZipDropping(b *testing.B, src, dst string, n int) {
 	}
 }
 
+// buildKEVRevision builds (once) revision 3: revision 2 with n more KEV
+// entries, for CVEs of advisories that name packages of the fleet's pool.
+func buildKEVRevision(b *testing.B, vd, cache, rev2 string, n int) string {
+	rev3 := filepath.Join(cache, "vulndb-rev3.db")
+	if _, err := os.Stat(rev3); err == nil {
+		return rev3
+	}
+	db, err := vulndb.Open(rev2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cves []string
+	seen := map[string]bool{}
+	for _, p := range languagePool(b, db) {
+		es, _ := db.Lookup(context.Background(), p.Ecosystem, p.Name)
+		for _, e := range es {
+			if strings.HasPrefix(e.VulnID, "CVE-") && !seen[e.VulnID] {
+				seen[e.VulnID] = true
+				cves = append(cves, e.VulnID)
+			}
+		}
+	}
+	db.Close()
+	slices.Sort(cves)
+	rng := rand.New(rand.NewPCG(7, 7))
+	rng.Shuffle(len(cves), func(i, j int) { cves[i], cves[j] = cves[j], cves[i] })
+	cves = cves[:min(n, len(cves))]
+	mirror := filepath.Join(cache, "mirror-rev3")
+	os.RemoveAll(mirror)
+	os.MkdirAll(filepath.Join(mirror, "kev"), 0o755)
+	for _, d := range []string{"osv", "epss", "cve"} {
+		if err := os.Symlink(filepath.Join(vd, d), filepath.Join(mirror, d)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(vd, "kev", "known_exploited_vulnerabilities.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cat map[string]any
+	if err := json.Unmarshal(raw, &cat); err != nil {
+		b.Fatal(err)
+	}
+	list := cat["vulnerabilities"].([]any)
+	for _, c := range cves {
+		list = append(list, map[string]any{"cveID": c, "vendorProject": "bench", "product": "bench", "vulnerabilityName": c,
+			"dateAdded": "2026-11-28", "shortDescription": "added by the benchmark", "requiredAction": "Apply updates.", "dueDate": "2026-12-19",
+			"knownRansomwareCampaignUse": "Unknown", "notes": ""})
+	}
+	cat["vulnerabilities"], cat["count"] = list, len(list)
+	out, _ := json.Marshal(cat)
+	if err := os.WriteFile(filepath.Join(mirror, "kev", "known_exploited_vulnerabilities.json"), out, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	testutil.CopyFile(b, rev2, rev3+".tmp")
+	sum, err := vulndb.Update(context.Background(), vulndb.Options{Path: rev3 + ".tmp", Sources: feed.FromMirror(mirror)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("database: revision 3 adds %d KEV entries: %d vulnerabilities changed\n", len(cves), sum.ChangedVulns)
+	if err := os.Rename(rev3+".tmp", rev3); err != nil {
+		b.Fatal(err)
+	}
+	return rev3
+}
+
 // baseInventory is the real Debian 12 root filesystem's inventory.
 func baseInventory(b *testing.B) *vigil.Inventory {
 	dir := testutil.Target(b, "debian-bookworm")
@@ -239,7 +336,7 @@ func languagePool(b *testing.B, db *vulndb.DB) []vigil.Package {
 				}
 			}
 		}
-		for _, list := range [][]string{fixed, fixed, introduced} {
+		for _, list := range [][]string{fixed, fixed, fixed, fixed, introduced} {
 			if len(list) == 0 {
 				continue
 			}
@@ -363,12 +460,16 @@ func pgAdmin(b *testing.B) *sql.DB {
 	return admin
 }
 
-// cloneStore copies a template store for one measurement.
-func cloneStore(b *testing.B, backend, tmpl string) string {
+// cloneStore copies a template store for one measurement; drop deletes
+// the copy (a fleet's store is gigabytes).
+func cloneStore(b *testing.B, backend, tmpl string) (string, func()) {
 	if backend == "sqlite" {
-		dir := b.TempDir()
+		dir, err := os.MkdirTemp("", "vigil-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
 		testutil.CopyFile(b, tmpl, filepath.Join(dir, "vigil-store.db"))
-		return dir
+		return dir, func() { os.RemoveAll(dir) }
 	}
 	admin := pgAdmin(b)
 	defer admin.Close()
@@ -377,12 +478,11 @@ func cloneStore(b *testing.B, backend, tmpl string) string {
 	if _, err := admin.Exec("CREATE DATABASE " + name + " TEMPLATE " + from); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
+	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable", func() {
 		a := pgAdmin(b)
 		a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 		a.Close()
-	})
-	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
+	}
 }
 
 type reevalResult struct {
@@ -392,7 +492,7 @@ type reevalResult struct {
 
 // reevaluate starts worker processes on a store, enqueues the
 // re-evaluation of revision 2 and waits for every rematch job to finish.
-func reevaluate(b *testing.B, ctx context.Context, bin, dsn, rev2 string, full bool, processes, jobs int) reevalResult {
+func reevaluate(b *testing.B, ctx context.Context, bin, dsn, dbPath string, from int64, full bool, processes, jobs int) reevalResult {
 	storeFlag := []string{"--data-dir", dsn}
 	openDSN := filepath.Join(dsn, "vigil-store.db")
 	if strings.HasPrefix(dsn, "postgres://") {
@@ -404,12 +504,12 @@ func reevaluate(b *testing.B, ctx context.Context, bin, dsn, rev2 string, full b
 	}
 	defer store.Close()
 	// The workers' own loop must not start a re-evaluation of its own.
-	if _, _, err := store.Advance(ctx, "reevaluated_revision", 2); err != nil {
+	if _, _, err := store.Advance(ctx, "reevaluated_revision", 1000); err != nil {
 		b.Fatal(err)
 	}
 	var procs []*exec.Cmd
 	for range processes {
-		cmd := exec.Command(bin, append([]string{"worker", "--db", rev2, "--workers", strconv.Itoa(jobs)}, storeFlag...)...)
+		cmd := exec.Command(bin, append([]string{"worker", "--db", dbPath, "--workers", strconv.Itoa(jobs)}, storeFlag...)...)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -433,7 +533,7 @@ func reevaluate(b *testing.B, ctx context.Context, bin, dsn, rev2 string, full b
 			p.Wait()
 		}
 	}()
-	body, _ := json.Marshal(engine.ReevaluateArgs{From: 1, All: full})
+	body, _ := json.Marshal(engine.ReevaluateArgs{From: from, All: full})
 	start := time.Now()
 	if _, _, err := store.Enqueue(ctx, sqlstore.NewJob{Kind: engine.KindReevaluate, Args: body}); err != nil {
 		b.Fatal(err)
@@ -479,4 +579,54 @@ func countEvents(b *testing.B, store *sqlstore.Store, dsn string) int {
 	var n int
 	db.QueryRow("SELECT count(*) FROM events WHERE type <> 'FINDING_OPENED' OR at > (SELECT max(stored_at) FROM inventories)").Scan(&n)
 	return n
+}
+
+// BenchmarkPushToFindings measures the latency from a registry's push
+// notification to the pushed image's findings being stored, for the real
+// Debian 12 image (a one-byte layer added per iteration makes each push a
+// new image): the webhook, the job claim, the pull from an in-process
+// registry, the inventory, the matching and the store, on SQLite.
+func BenchmarkPushToFindings(b *testing.B) {
+	dir := testutil.Target(b, "debian-bookworm")
+	base, err := tarball.ImageFromPath(filepath.Join(dir, "image.docker.tar"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := newRig(b, filepath.Join(b.TempDir(), "store.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := &worker.Pool{Store: r.store, Handlers: r.eng.Handlers(), Poll: 50 * time.Millisecond}
+	r.eng.Enqueued = pool.Wake
+	go pool.Run(ctx)
+	api := httptest.NewServer((&httpapi.Server{Store: r.store, DB: r.eng.DB, Engine: r.eng}).Handler())
+	defer api.Close()
+	reg := newRegistry(b)
+	watched, err := r.store.CreateRegistry(ctx, r.p, sqlstore.NewRegistry{Config: registry.Config{URL: reg.srv.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		img, err := mutate.AppendLayers(base, static.NewLayer([]byte{byte(i)}, types.DockerLayer))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref := reg.push(b, fmt.Sprintf("app/web:%d", i), img)
+		b.StartTimer()
+		if code, out := postEvents(b, api, watched.ID, watched.WebhookSecret, event("push", "app/web", fmt.Sprint(i), digestOf(ref))); code != http.StatusAccepted {
+			b.Fatalf("push: %d %v", code, out)
+		}
+		for {
+			id, _ := r.store.ResourceByName(ctx, 1, vigil.ResourceImage, ref)
+			if id != "" {
+				if reason, _ := r.store.CoverageReason(ctx, id); reason == "" {
+					break
+				} else if reason != vigil.ReasonPendingInitialScan {
+					b.Fatalf("scan: %s", reason)
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }

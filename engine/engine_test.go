@@ -37,7 +37,7 @@ func backends() map[string]func(t *testing.T) string {
 	}
 }
 
-func newRig(t *testing.T, dsn string) *rig {
+func newRig(t testing.TB, dsn string) *rig {
 	t.Helper()
 	ctx := context.Background()
 	r := &rig{mirror: testutil.FixtureMirror(t, filepath.Join("..", "match", "testdata", "mirror")), dbPath: filepath.Join(t.TempDir(), "vigil.db")}
@@ -61,7 +61,7 @@ func newRig(t *testing.T, dsn string) *rig {
 	return r
 }
 
-func (r *rig) updateDB(t *testing.T) *vulndb.Summary {
+func (r *rig) updateDB(t testing.TB) *vulndb.Summary {
 	t.Helper()
 	sum, err := vulndb.Update(context.Background(), vulndb.Options{Path: r.dbPath, Sources: feed.FromMirror(r.mirror)})
 	if err != nil {

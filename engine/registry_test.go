@@ -48,7 +48,7 @@ type faultyRegistry struct {
 	corrupt string // a blob digest served with flipped bytes
 }
 
-func newRegistry(t *testing.T) *faultyRegistry {
+func newRegistry(t testing.TB) *faultyRegistry {
 	f := &faultyRegistry{fail: map[string][2]int{}}
 	inner := ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)))
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +95,7 @@ func newRegistry(t *testing.T) *faultyRegistry {
 
 func (f *faultyRegistry) host() string { return strings.TrimPrefix(f.srv.URL, "http://") }
 
-func (f *faultyRegistry) push(t *testing.T, repoTag string, img v1.Image) string {
+func (f *faultyRegistry) push(t testing.TB, repoTag string, img v1.Image) string {
 	t.Helper()
 	ref, err := name.ParseReference(f.host()+"/"+repoTag, name.Insecure)
 	if err != nil {
@@ -135,7 +135,7 @@ func event(action, repo, tag, digest string) []byte {
 	return b
 }
 
-func postEvents(t *testing.T, api *httptest.Server, regID, secret string, body []byte) (int, map[string]any) {
+func postEvents(t testing.TB, api *httptest.Server, regID, secret string, body []byte) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/registries/"+regID+"/events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", registry.EventsMediaType)

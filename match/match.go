@@ -105,19 +105,13 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s %s: version not understood (%v): not checked", p.Ecosystem, p.Name, version, err))
 			continue
 		}
-		entries, err := db.Lookup(ctx, p.Ecosystem, name)
+		hits, err := entriesAffecting(ctx, db, p.Ecosystem, name, version, iv)
 		if err != nil {
 			return nil, err
 		}
 		hit := false
-		for _, e := range entries {
-			if e.Affected.Withdrawn {
-				continue
-			}
-			m, ok := affects(iv, version, p.Ecosystem, e.Affected)
-			if !ok {
-				continue
-			}
+		for _, h := range hits {
+			e, m := h.e, h.m
 			f := byID[e.VulnID]
 			if f == nil {
 				v, err := db.Get(ctx, e.VulnID)
@@ -159,6 +153,39 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 	Sort(res.Findings)
 	slices.Sort(res.Warnings)
 	return res, nil
+}
+
+type hit struct {
+	e vulndb.Entry
+	m matched
+}
+
+type hitKey struct{ eco, name, version string }
+
+// entriesAffecting are the database entries that affect one version of a
+// package, worked out once per database handle: a fleet's inventories
+// hold the same package versions again and again.
+func entriesAffecting(ctx context.Context, db *vulndb.DB, eco, name, version string, iv semantic.Version) ([]hit, error) {
+	v, err := db.Memo(hitKey{eco, name, version}, func() (any, error) {
+		entries, err := db.Lookup(ctx, eco, name)
+		if err != nil {
+			return nil, err
+		}
+		var hits []hit
+		for _, e := range entries {
+			if e.Affected.Withdrawn {
+				continue
+			}
+			if m, ok := affects(iv, version, eco, e.Affected); ok {
+				hits = append(hits, hit{e, m})
+			}
+		}
+		return hits, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]hit), nil
 }
 
 // signedKernel maps Debian's signed kernel wrapper (linux-signed-amd64

@@ -8,7 +8,7 @@ package reconcile
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -317,12 +317,13 @@ func packageKey(ps []vigil.VulnerablePackage) string {
 	return strings.Join(keys, "\x01")
 }
 
-// MatchDigest digests what matching says of a finding: two matches of
-// the same vulnerability with the same digest are the same finding
-// content. A re-evaluation compares digests before it reads stored
-// findings whole.
+// MatchDigest digests what matching says of a finding, in the terms
+// that a reconciliation compares (severity, score, KEV, EPSS, fix
+// availability, packages): equal digests mean no change. A
+// re-evaluation compares digests before it reads stored findings whole.
 func MatchDigest(f vigil.Finding) string {
-	b, _ := json.Marshal(f)
-	sum := sha256.Sum256(b)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00%s\x00%s", f.Vulnerability.ID, f.Severity, num(f.Score), f.KEV != nil, num(epssPtr(f)), f.FixAvailable, packageKey(f.Packages))
+	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:16])
 }

@@ -32,8 +32,10 @@ type DB struct {
 	// vulns caches Get: a fleet's inventories meet the same
 	// vulnerabilities again and again.
 	vulns map[string]*vigil.Vulnerability
-	ecos  map[string]int
-	stmt  *sql.Stmt
+	// memo holds results derived from this revision (see Memo).
+	memo map[any]any
+	ecos map[string]int
+	stmt *sql.Stmt
 }
 
 // Meta describes a database file.
@@ -76,7 +78,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: %w", err)
 	}
-	db := &DB{sql: sdb, path: path, cache: map[lookupKey][]Entry{}, vulns: map[string]*vigil.Vulnerability{}}
+	db := &DB{sql: sdb, path: path, cache: map[lookupKey][]Entry{}, vulns: map[string]*vigil.Vulnerability{}, memo: map[any]any{}}
 	if err := db.readMeta(); err != nil {
 		sdb.Close()
 		return nil, err
@@ -232,6 +234,32 @@ func (db *DB) Get(ctx context.Context, id string) (*vigil.Vulnerability, error) 
 	db.mu.Unlock()
 	return v, nil
 }
+
+// Memo returns what compute returns for key, computed once per database
+// handle: results derived from this revision alone (a package version's
+// matching entries) that many inventories ask for again. The result is
+// shared: it must not be modified. Bounded: it starts over when full.
+func (db *DB) Memo(key any, compute func() (any, error)) (any, error) {
+	db.mu.RLock()
+	v, ok := db.memo[key]
+	db.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	if len(db.memo) >= maxMemo {
+		clear(db.memo)
+	}
+	db.memo[key] = v
+	db.mu.Unlock()
+	return v, nil
+}
+
+const maxMemo = 1 << 18
 
 // maxCachedVulns bounds Get's cache.
 const maxCachedVulns = 1 << 16
