@@ -384,3 +384,26 @@ func TestWatchNoticesADatabaseUpdate(t *testing.T) {
 		t.Errorf("%d re-evaluation jobs, want one per revision", len(jobs))
 	}
 }
+
+// TestDatabaseUpdateJob: the scheduled update job updates the database
+// file from the configured sources; without sources it fails for good,
+// saying why.
+func TestDatabaseUpdateJob(t *testing.T) {
+	r := newRig(t, filepath.Join(t.TempDir(), "store.db"))
+	ctx := context.Background()
+	h := r.eng.Handlers()[engine.KindDBUpdate]
+	if err := h(ctx, &sqlstore.Job{Kind: engine.KindDBUpdate}); err == nil || !worker.IsPermanent(err) || !strings.Contains(err.Error(), "no database sources") {
+		t.Fatalf("without sources: %v", err)
+	}
+	r.eng.Sources = feed.FromMirror(r.mirror)
+	kev := filepath.Join(r.mirror, "kev", "known_exploited_vulnerabilities.json")
+	body, _ := os.ReadFile(kev)
+	os.WriteFile(kev, []byte(strings.Replace(string(body), "2025.08.25", "2025.08.26", 1)+"\n"), 0o644)
+	if err := h(ctx, &sqlstore.Job{Kind: engine.KindDBUpdate}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := r.eng.DB.Get()
+	if err != nil || db.Meta().Revision != 2 {
+		t.Fatalf("after the job: %v %v", db.Meta().Revision, err)
+	}
+}
