@@ -504,7 +504,7 @@ func reevaluate(b *testing.B, ctx context.Context, bin, dsn, dbPath string, from
 	}
 	defer store.Close()
 	// The workers' own loop must not start a re-evaluation of its own.
-	if _, _, err := store.Advance(ctx, "reevaluated_revision", 1000); err != nil {
+	if _, _, err := store.NoteRevision(ctx, "reevaluated_revision", from+1, nil); err != nil {
 		b.Fatal(err)
 	}
 	var procs []*exec.Cmd

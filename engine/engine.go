@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/collect"
@@ -51,6 +52,10 @@ type Engine struct {
 	TempDir string
 	// InsecureRegistries reads registries over plain HTTP (tests).
 	InsecureRegistries bool
+	// AllowPrivateRegistries lets scans and polls connect to addresses on
+	// loopback and private networks; otherwise they are refused when
+	// connecting (see registry.Guard).
+	AllowPrivateRegistries bool
 	// Sources are where a scheduled database update reads the feeds.
 	Sources feed.Sources
 	// RematchBatch is how many resources one rematch job matches again
@@ -62,6 +67,7 @@ type Engine struct {
 	Log      *slog.Logger
 
 	Scans, Rematches atomic.Int64
+	warnedBehind     atomic.Bool
 }
 
 func (e *Engine) log() *slog.Logger {
@@ -148,7 +154,7 @@ func (e *Engine) runScan(ctx context.Context, j *sqlstore.Job, a ScanArgs) error
 	if err != nil {
 		return err
 	}
-	if reason == vigil.ReasonExcludedByTag {
+	if _, tagged := a.Tags[e.Store.ExcludeTag()]; tagged || reason == vigil.ReasonExcludedByTag {
 		e.finishScan(ctx, a, sqlstore.ScanDone, 0, "not scanned: the resource is excluded by tag")
 		e.dropUploads(a)
 		return nil
@@ -261,7 +267,7 @@ func (e *Engine) fetchUpload(ctx context.Context, id string) (string, error) {
 // readAndStore reads the resource, matches its inventory and stores
 // both; it returns the number of findings.
 func (e *Engine) readAndStore(ctx context.Context, a ScanArgs) (int, error) {
-	ref, opts := a.Image, source.Options{Type: "registry", Insecure: e.InsecureRegistries}
+	ref, opts := a.Image, source.Options{Type: "registry", Insecure: e.InsecureRegistries, Transport: registry.Guard(e.AllowPrivateRegistries)}
 	if a.Upload != "" {
 		path, err := e.fetchUpload(ctx, a.Upload)
 		if err != nil {
@@ -285,10 +291,17 @@ func (e *Engine) readAndStore(ctx context.Context, a ScanArgs) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if r.Username != "" {
-			cfg := r.Config()
+		cfg := r.Config()
+		cfg.Transport = opts.Transport
+		// The registry's credentials go to the registry's host alone,
+		// whatever reference a scan names.
+		if !sameHost(a.Image, cfg.Host()) {
+			return 0, worker.Permanent(vigil.Errorf(vigil.EINVALID, "%s is not in registry %s", a.Image, cfg.Host()))
+		}
+		if cfg.Username != "" {
 			opts.Auth = &authn.Basic{Username: cfg.Username, Password: cfg.Password}
 		}
+		opts.Transport = cfg.RoundTripper()
 		opts.Insecure = opts.Insecure || strings.HasPrefix(r.URL, "http://")
 	}
 	t, err := source.Open(ctx, ref, opts)
@@ -329,11 +342,36 @@ func (e *Engine) readAndStore(ctx context.Context, a ScanArgs) (int, error) {
 		return 0, worker.Permanent(err)
 	}
 	unsupported, msg := UnsupportedOS(res)
-	if _, err := e.Store.SubmitInventory(ctx, p, sqlstore.ResourceSpec{Type: typ, Name: a.Name, Tags: a.Tags, SourceRef: a.Image,
-		Unsupported: unsupported, Message: msg}, inv, res.Findings, db.Meta().Revision); err != nil {
+	sub, err := e.Store.SubmitInventory(ctx, p, sqlstore.ResourceSpec{Type: typ, Name: a.Name, Tags: a.Tags, SourceRef: a.Image,
+		Unsupported: unsupported, Message: msg}, inv, res.Findings, db.Meta().Revision)
+	if err != nil {
 		return 0, stageError{err}
 	}
+	e.CatchUp(ctx, sub.Resource.ID, db.Meta().Revision)
 	return len(res.Findings), nil
+}
+
+// CatchUp re-matches a resource just stored against revision rev when the
+// database has moved on meanwhile: the re-evaluation of the newer revision
+// may have run before the resource's inventory was stored, and would then
+// have missed it (or had its result overwritten).
+func (e *Engine) CatchUp(ctx context.Context, resourceID string, rev int64) {
+	db, err := e.DB.Get()
+	if err != nil || db.Meta().Revision <= rev {
+		return
+	}
+	body, _ := json.Marshal(RematchArgs{Revision: db.Meta().Revision, Resources: []string{resourceID}})
+	if _, _, err := e.Store.Enqueue(ctx, sqlstore.NewJob{Kind: KindRematch, Key: fmt.Sprintf("rematch:%d:%s", db.Meta().Revision, resourceID), Args: body}); err != nil {
+		e.log().Warn("catching a resource up with the database", "resource", resourceID, "err", err)
+		return
+	}
+	e.woke()
+}
+
+// sameHost reports whether an image reference names a registry host.
+func sameHost(ref, host string) bool {
+	r, err := name.ParseReference(ref, name.Insecure)
+	return err == nil && strings.EqualFold(r.Context().RegistryStr(), host)
 }
 
 // UnsupportedOS says whether matching could judge nothing because the
@@ -350,6 +388,9 @@ func UnsupportedOS(res *match.Result) (string, string) {
 type ReevaluateArgs struct {
 	From int64 `json:"from"`
 	All  bool  `json:"all,omitempty"`
+	// Force matches again even resources matched against this revision
+	// or a later one (after the database's revision went back).
+	Force bool `json:"force,omitempty"`
 }
 
 // reevaluate finds the resources a database update can affect and
@@ -379,7 +420,7 @@ func (e *Engine) reevaluate(ctx context.Context, j *sqlstore.Job) error {
 	}
 	jobs := 0
 	for chunk := range slices.Chunk(ids, batch) {
-		body, _ := json.Marshal(RematchArgs{Revision: rev, Resources: chunk})
+		body, _ := json.Marshal(RematchArgs{Revision: rev, Resources: chunk, Force: a.Force})
 		if _, _, err := e.Store.Enqueue(ctx, sqlstore.NewJob{Kind: KindRematch, Key: fmt.Sprintf("rematch:%d:%s", rev, chunk[0]), Args: body}); err != nil {
 			return err
 		}
@@ -521,13 +562,27 @@ func (e *Engine) poll(ctx context.Context, j *sqlstore.Job) error {
 		return worker.Permanent(err)
 	}
 	cfg := r.Config()
+	cfg.Transport = registry.Guard(e.AllowPrivateRegistries)
+	err = e.pollRegistry(ctx, r, cfg)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	// Recorded whatever happened, so that a failing registry is not due
+	// again at once.
+	if rerr := e.Store.RegistryPolled(context.WithoutCancel(ctx), r.ID, msg); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil && !registry.Retryable(err) {
+		return worker.Permanent(err)
+	}
+	return err
+}
+
+func (e *Engine) pollRegistry(ctx context.Context, r *sqlstore.Registry, cfg registry.Config) error {
 	res, err := registry.Poll(ctx, cfg)
 	if err != nil {
-		e.Store.RegistryPolled(context.WithoutCancel(ctx), r.ID, err.Error())
-		if registry.Retryable(err) {
-			return err
-		}
-		return worker.Permanent(err)
+		return err
 	}
 	known, err := e.Store.RegistryImages(ctx, r.ID)
 	if err != nil {
@@ -577,7 +632,9 @@ func (e *Engine) poll(ctx context.Context, j *sqlstore.Job) error {
 		// has closes its findings.
 		exists, err := registry.Exists(ctx, cfg, ref)
 		if err != nil {
-			return err
+			// Not known to be gone: keep it, and the rest of the poll.
+			e.log().Warn("checking a known image", "image", ref, "err", err)
+			continue
 		}
 		if exists {
 			continue
@@ -588,7 +645,7 @@ func (e *Engine) poll(ctx context.Context, j *sqlstore.Job) error {
 		gone++
 	}
 	e.log().Info("registry polled", "registry", r.URL, "images", len(res.Images), "new", queued, "gone", gone, "skipped", len(res.Skipped))
-	return e.Store.RegistryPolled(ctx, r.ID, "")
+	return nil
 }
 
 func isNotFound(err error) bool {
@@ -668,15 +725,22 @@ func (e *Engine) Tick(ctx context.Context, l Loops, lastUpdate *time.Time) error
 	var errs []error
 	if db, err := e.DB.Get(); err == nil {
 		rev := db.Meta().Revision
-		if old, advanced, err := e.Store.Advance(ctx, "reevaluated_revision", rev); err != nil {
-			errs = append(errs, err)
-		} else if advanced {
+		job := func(old int64) sqlstore.NewJob {
 			body, _ := json.Marshal(ReevaluateArgs{From: old})
-			if _, _, err := e.Store.Enqueue(ctx, sqlstore.NewJob{Kind: KindReevaluate, Key: fmt.Sprintf("reevaluate:%d", rev), Args: body}); err != nil {
-				errs = append(errs, err)
-			}
+			return sqlstore.NewJob{Kind: KindReevaluate, Key: fmt.Sprintf("reevaluate:%d", rev), Args: body}
+		}
+		if old, moved, err := e.Store.NoteRevision(ctx, "reevaluated_revision", rev, job); err != nil {
+			errs = append(errs, err)
+		} else if moved {
 			e.log().Info("new vulnerability database revision", "from", old, "to", rev)
 			e.woke()
+		} else if old > rev && !e.warnedBehind.Swap(true) {
+			// A process whose copy lags behind another's, or a database
+			// rebuilt from nothing: its findings lag until its revision
+			// passes the fleet's (`vigil db update` keeps counting up
+			// over an existing file; ReevaluateArgs.Force re-matches
+			// everything).
+			e.log().Warn("this vulnerability database is behind the revision the fleet was matched against", "here", rev, "fleet", old)
 		}
 	}
 	regs, err := e.Store.DueRegistries(ctx)

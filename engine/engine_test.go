@@ -57,7 +57,8 @@ func newRig(t testing.TB, dsn string) *rig {
 	if r.p, err = r.store.Authenticate(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	r.eng = &engine.Engine{Store: r.store, DB: &engine.DBSource{Path: r.dbPath}, TempDir: t.TempDir(), RematchBatch: 2}
+	// The test registries listen on loopback.
+	r.eng = &engine.Engine{Store: r.store, DB: &engine.DBSource{Path: r.dbPath}, TempDir: t.TempDir(), RematchBatch: 2, AllowPrivateRegistries: true}
 	return r
 }
 

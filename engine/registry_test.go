@@ -369,3 +369,41 @@ func runOne(t *testing.T, r *rig) {
 		return
 	}
 }
+
+// TestRegistryCredentialsStayHome: a scan that names a watched registry
+// but an image elsewhere never sends that registry's credentials there;
+// without --allow-private-registries, a scan cannot reach loopback or
+// private addresses, whatever name resolves there.
+func TestRegistryCredentialsStayHome(t *testing.T) {
+	r := newRig(t, filepath.Join(t.TempDir(), "store.db"))
+	ctx := context.Background()
+	reg := newRegistry(t)
+	ref := reg.push(t, "app/web:1", randomImage(t))
+	watched, err := r.store.CreateRegistry(ctx, r.p, sqlstore.NewRegistry{Config: registry.Config{URL: reg.srv.URL, Username: "ci", Password: "s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := strings.Replace(ref, "127.0.0.1", "localhost", 1)
+	if _, _, err := r.store.Enqueue(ctx, engine.ScanJob(engine.ScanArgs{AccountID: 1, Type: vigil.ResourceImage, Name: "x", Image: elsewhere, Registry: watched.ID})); err != nil {
+		t.Fatal(err)
+	}
+	r.drain(t)
+	if c := r.byName(t, "x"); c.Reason != vigil.ReasonScanFailed || !strings.Contains(c.Message, "is not in registry") {
+		t.Fatalf("a scan naming another host: %+v", c)
+	}
+
+	r.eng.AllowPrivateRegistries = false
+	if _, _, err := r.store.Enqueue(ctx, engine.ScanJob(engine.ScanArgs{AccountID: 1, Type: vigil.ResourceImage, Name: "y", Image: ref})); err != nil {
+		t.Fatal(err)
+	}
+	r.drain(t)
+	if c := r.byName(t, "y"); c.Reason != vigil.ReasonScanFailed || !strings.Contains(c.Message, "refusing to connect to 127.0.0.1") {
+		t.Fatalf("a scan of a loopback registry: %+v", c)
+	}
+	r.store.Enqueue(ctx, engine.PollJob(watched.ID))
+	r.drain(t)
+	regs, _ := r.store.Registries(ctx, r.p)
+	if len(regs) != 1 || !strings.Contains(regs[0].LastError, "refusing to connect") {
+		t.Fatalf("a poll of a loopback registry: %+v", regs)
+	}
+}

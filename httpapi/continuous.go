@@ -304,7 +304,13 @@ func (s *Server) registryEvents(w http.ResponseWriter, r *http.Request) {
 		case registry.ActionPull:
 			id, err := s.Store.ResourceByName(ctx, reg.AccountID, vigil.ResourceImage, ref)
 			if err == nil && id != "" {
-				err = s.Store.RecordActivity(ctx, id, cmpTime(ev.Time, s.Store.Now()))
+				// A registry's clock, but never the future: a pull
+				// cannot renew eligibility beyond now.
+				at := s.Store.Now()
+				if !ev.Time.IsZero() && ev.Time.Before(at) {
+					at = ev.Time
+				}
+				err = s.Store.RecordActivity(ctx, id, at)
 				out.Pulls++
 			}
 			if err != nil {
@@ -326,13 +332,6 @@ func (s *Server) registryEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusAccepted, out)
-}
-
-func cmpTime(t, def time.Time) time.Time {
-	if t.IsZero() {
-		return def
-	}
-	return t
 }
 
 func (s *Server) listCoverage(w http.ResponseWriter, r *http.Request, p vigil.Principal) {

@@ -69,7 +69,7 @@ func setup(t *testing.T) *fixture {
 		}
 		return s
 	}
-	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: t.TempDir()}
+	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: t.TempDir(), AllowPrivateRegistries: true}
 	pool := &worker.Pool{Store: store, Handlers: eng.Handlers(), Poll: 20 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
 	eng.Enqueued = pool.Wake
 	jobs, stop := context.WithCancel(context.Background())

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"path"
 	"regexp"
@@ -33,6 +34,9 @@ type Config struct {
 	// syntax ("*" does not cross "/": "team/*" matches "team/app", not
 	// "team/a/b"). An empty Include means every repository; Exclude wins.
 	Include, Exclude []string
+	// Transport, when set, is the base transport (see Guard); requests to
+	// an https registry stay on TLS whatever it is.
+	Transport http.RoundTripper `json:"-"`
 }
 
 // Validate reports the first problem with c, if any.

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -78,12 +81,10 @@ func Poll(ctx context.Context, c Config, opts ...remote.Option) (PollResult, err
 	}
 	host := c.Host()
 	var nameOpts []name.Option
-	tr := defaultTransport
 	if c.plainHTTP() {
 		nameOpts = append(nameOpts, name.Insecure)
-	} else {
-		tr = httpsOnly{host: host, base: tr}
 	}
+	tr := c.RoundTripper()
 	reg, err := name.NewRegistry(host, nameOpts...)
 	if err != nil {
 		return PollResult{}, fmt.Errorf("registry %s: %v", host, err)
@@ -321,12 +322,10 @@ func Exists(ctx context.Context, c Config, ref string) (bool, error) {
 	}
 	host := c.Host()
 	var nameOpts []name.Option
-	tr := defaultTransport
 	if c.plainHTTP() {
 		nameOpts = append(nameOpts, name.Insecure)
-	} else {
-		tr = httpsOnly{host: host, base: tr}
 	}
+	tr := c.RoundTripper()
 	d, err := name.NewDigest(ref, nameOpts...)
 	if err != nil {
 		return false, fmt.Errorf("registry %s: %q is not a digest reference: %v", host, ref, err)
@@ -344,4 +343,45 @@ func Exists(ctx context.Context, c Config, ref string) (bool, error) {
 		return false, nil
 	}
 	return false, wrap(host, "check "+ref, err)
+}
+
+// RoundTripper is the transport to reach the registry with: Transport (or
+// the default), kept on TLS for an https registry even at a private
+// address, where go-containerregistry would otherwise try plain HTTP and
+// send credentials in the clear.
+func (c Config) RoundTripper() http.RoundTripper {
+	tr := c.Transport
+	if tr == nil {
+		tr = defaultTransport
+	}
+	if c.plainHTTP() {
+		return tr
+	}
+	return httpsOnly{host: c.Host(), base: tr}
+}
+
+// Guard is a transport that refuses, when it connects (so after DNS
+// resolution and on every redirect), addresses on loopback, private and
+// link-local networks, unless allowPrivate: what keeps a registry scan
+// from reaching the server's own network (a metadata service, an internal
+// API) through a name that resolves there, now or later.
+func Guard(allowPrivate bool) http.RoundTripper {
+	base, ok := remote.DefaultTransport.(*http.Transport)
+	if !ok || allowPrivate {
+		return remote.DefaultTransport
+	}
+	t := base.Clone()
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			host = address
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+			return fmt.Errorf("refusing to connect to %s: a local or private address (the server allows that with --allow-private-registries)", host)
+		}
+		return nil
+	}}
+	t.DialContext = d.DialContext
+	return t
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"runtime"
@@ -286,7 +287,7 @@ func pickImage(idx v1.ImageIndex) (v1.Image, []string, error) {
 // openRegistry pulls an image's manifest and config from a registry, with
 // the standard Docker credential configuration; layers are streamed when
 // walked.
-func openRegistry(ctx context.Context, ref string, insecure bool, auth authn.Authenticator, lim Limits) (*Target, error) {
+func openRegistry(ctx context.Context, ref string, insecure bool, auth authn.Authenticator, tr http.RoundTripper, lim Limits) (*Target, error) {
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -300,7 +301,11 @@ func openRegistry(ctx context.Context, ref string, insecure bool, auth authn.Aut
 	if auth != nil {
 		authOpt = remote.WithAuth(auth)
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), authOpt, remote.WithPlatform(platform))
+	ropts := []remote.Option{remote.WithContext(ctx), authOpt, remote.WithPlatform(platform)}
+	if tr != nil {
+		ropts = append(ropts, remote.WithTransport(tr))
+	}
+	img, err := remote.Image(r, ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %s: %w", ref, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -33,8 +34,10 @@ type Options struct {
 	Insecure bool
 	// Auth authenticates to the registry; nil uses the standard Docker
 	// credential configuration.
-	Auth   authn.Authenticator
-	Limits Limits
+	Auth authn.Authenticator
+	// Transport, when set, carries the registry's requests.
+	Transport http.RoundTripper
+	Limits    Limits
 }
 
 // Open opens a target: a directory, an archive, a file, or a registry
@@ -50,12 +53,12 @@ func Open(ctx context.Context, ref string, opts Options) (*Target, error) {
 		return nil, vigil.Errorf(vigil.EINVALID, "layers are for function packages, not %s targets", opts.Type)
 	}
 	if opts.Type == "registry" {
-		return openRegistry(ctx, ref, opts.Insecure, opts.Auth, opts.Limits)
+		return openRegistry(ctx, ref, opts.Insecure, opts.Auth, opts.Transport, opts.Limits)
 	}
 	st, err := os.Stat(ref)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && (opts.Type == "" || opts.Type == "image") && isImageRef(ref) && !looksLikePath(ref) {
-			return openRegistry(ctx, ref, opts.Insecure, opts.Auth, opts.Limits)
+			return openRegistry(ctx, ref, opts.Insecure, opts.Auth, opts.Transport, opts.Limits)
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, vigil.Errorf(vigil.EINVALID, "%s: no such file or directory, and not an image reference", ref)

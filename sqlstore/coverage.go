@@ -577,10 +577,12 @@ func (s *Store) AccountPrincipal(ctx context.Context, accountID int64) (vigil.Pr
 	return p, err
 }
 
-// Advance raises a shared counter to value if it is lower, and reports
-// its previous value and whether this call raised it: of several
-// processes that notice the same new database revision, one acts.
-func (s *Store) Advance(ctx context.Context, key string, value int64) (int64, bool, error) {
+// NoteRevision raises a shared counter (the database revision the fleet
+// was last re-evaluated for) to value when it is lower, and in the same
+// transaction enqueues job(previous value): of several processes that
+// notice the same new revision, one acts, and the counter never moves
+// without its job. It reports the previous value and whether it moved.
+func (s *Store) NoteRevision(ctx context.Context, key string, value int64, job func(old int64) NewJob) (int64, bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, err
@@ -603,6 +605,11 @@ func (s *Store) Advance(ctx context.Context, key string, value int64) (int64, bo
 	if _, err := tx.ExecContext(ctx, s.q("UPDATE engine_state SET value = ? WHERE key = ?"), value, key); err != nil {
 		return 0, false, err
 	}
+	if job != nil {
+		if _, _, err := s.enqueue(ctx, tx, job(old)); err != nil {
+			return 0, false, err
+		}
+	}
 	return old, true, tx.Commit()
 }
 
@@ -610,8 +617,12 @@ func (s *Store) Advance(ctx context.Context, key string, value int64) (int64, bo
 // (a registry reference) whose last scan is older than a time, for
 // scheduled rescans.
 func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT id FROM resources WHERE source_ref <> '' AND scan_status <> ? AND last_scanned < ? ORDER BY last_scanned LIMIT "+fmt.Sprint(limit)),
-		deleted, micros(before))
+	// Only resources under continuous scanning: not pending (their scan
+	// is on its way), failed (retried by their own job, or by a push),
+	// excluded or expired.
+	reason, args := s.reasonExpr()
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT r.id FROM resources r WHERE r.source_ref <> '' AND r.scan_status <> ? AND r.last_scanned > 0 AND r.last_scanned < ? AND ("+reason+") = '' ORDER BY r.last_scanned LIMIT "+fmt.Sprint(limit)),
+		append([]any{deleted, micros(before)}, args...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -177,6 +177,20 @@ func (s *Store) RetryJob(ctx context.Context, j *Job, runAt time.Time, errText s
 	return nil
 }
 
+// ReleaseJob puts back a job its worker stopped (a shutdown), to run
+// again now; the interrupted attempt does not count.
+func (s *Store) ReleaseJob(ctx context.Context, j *Job) error {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE jobs SET state = ?, attempt = attempt - 1, run_at = ?, lease_until = 0 WHERE id = ? AND state = ? AND worker = ? AND attempt = ?"),
+		JobAvailable, micros(s.Now()), j.ID, JobRunning, j.Worker, j.Attempt)
+	if err != nil {
+		return fmt.Errorf("sqlstore: release job: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
 // JobCounts counts jobs by kind and state.
 func (s *Store) JobCounts(ctx context.Context) (map[string]map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state")

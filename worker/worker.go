@@ -207,7 +207,7 @@ func (p *Pool) run(ctx context.Context, j *sqlstore.Job) {
 		p.Completed.Add(1)
 	case ctx.Err() != nil:
 		// Shutting down: put it back for whoever runs next.
-		if err := p.Store.RetryJob(bg, j, time.Now(), "interrupted by a worker shutdown"); err != nil {
+		if err := p.Store.ReleaseJob(bg, j); err != nil {
 			log.Warn("putting back an interrupted job failed", "err", err)
 		}
 	case IsPermanent(err) || j.Attempt >= j.MaxAttempts:

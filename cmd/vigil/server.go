@@ -69,6 +69,7 @@ type continuousFlags struct {
 	eligibility              string
 	rescanEvery, updateEvery time.Duration
 	insecureRegistries       bool
+	allowPrivate             bool
 	src                      sourceFlags
 }
 
@@ -81,6 +82,7 @@ func (c *continuousFlags) register(fs *flag.FlagSet, defWorkers int) {
 	fs.DurationVar(&c.rescanEvery, "rescan-interval", 0, "read registry images again when their last scan is this old (0: never; new vulnerabilities are found by re-evaluation without it)")
 	fs.DurationVar(&c.updateEvery, "db-update-interval", 0, "update the vulnerability database this often from the --source feeds (0: never; `vigil db update` on the same file works too)")
 	fs.BoolVar(&c.insecureRegistries, "insecure-registries", false, "read registries over plain HTTP")
+	fs.BoolVar(&c.allowPrivate, "allow-private-registries", false, "let scans and polls reach registries on loopback and private networks")
 	c.src.register(fs)
 }
 
@@ -119,7 +121,8 @@ func (e *env) startContinuous(ctx context.Context, store *sqlstore.Store, dbPath
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, nil, err
 	}
-	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: tmp, InsecureRegistries: c.insecureRegistries, Sources: sources, Log: log}
+	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: tmp, InsecureRegistries: c.insecureRegistries,
+		AllowPrivateRegistries: c.allowPrivate, Sources: sources, Log: log}
 	pool := &worker.Pool{Store: store, Handlers: eng.Handlers(), Concurrency: c.workers, Lease: c.lease, Log: log}
 	eng.Enqueued = pool.Wake
 	var wg sync.WaitGroup
@@ -136,7 +139,6 @@ func (e *env) server(ctx context.Context, args []string) int {
 	dbFlag := fs.String("db", "", "vulnerability database (default $VIGIL_DB, else the user cache directory)")
 	maxUpload := fs.Int64("max-upload", 1<<30, "largest upload (an archive to scan), in bytes")
 	maxJSON := fs.Int64("max-json", 32<<20, "largest JSON body (an inventory), in bytes")
-	allowPrivate := fs.Bool("allow-private-registries", false, "let scans reach registries on loopback and private networks")
 	retention := fs.Duration("closed-retention", 0, "delete closed findings this long after they closed (default: keep them)")
 	prices := fs.String("prices", "", "unit prices for usage estimates: TYPE:scan=PRICE,TYPE:rematch=PRICE,… (TYPE host, image or function)")
 	currency := fs.String("currency", "USD", "currency of --prices")
@@ -170,7 +172,7 @@ func (e *env) server(ctx context.Context, args []string) int {
 	}
 	defer func() { stopJobs(); wait() }()
 	api := &httpapi.Server{Store: store, DB: eng.DB, Engine: eng, MaxBody: *maxUpload, MaxJSON: *maxJSON, Log: log,
-		AllowPrivateRegistries: *allowPrivate, InsecureRegistries: cf.insecureRegistries, Prices: priceTable, Currency: *currency}
+		AllowPrivateRegistries: cf.allowPrivate, InsecureRegistries: cf.insecureRegistries, Prices: priceTable, Currency: *currency}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return e.fail(err)
