@@ -410,7 +410,7 @@ func (e *Engine) reevaluate(ctx context.Context, j *sqlstore.Job) error {
 		return err
 	}
 	all := a.All || !complete
-	ids, err := e.Store.RematchSet(ctx, cs.Packages, cs.Vulns, all)
+	ids, err := e.Store.RematchSet(ctx, cs.Packages, cs.Vulns, all, a.From)
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func Match(ctx context.Context, db *vulndb.DB, inv *vigil.Inventory) (*Result, e
 			continue
 		}
 		res.Stats.Checked++
-		iv, err := parseVersion(version, p.Ecosystem)
+		iv, err := cachedVersion(version, p.Ecosystem)
 		if err != nil {
 			res.Stats.Unparseable++
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s %s: version not understood (%v): not checked", p.Ecosystem, p.Name, version, err))

@@ -168,8 +168,9 @@ func anys[T any](v []T) []any {
 // RematchSet lists the resources a database update must match again, in
 // id order: those whose inventory holds a package key that changed, and
 // those with an open finding of a vulnerability whose record changed
-// (severity, KEV, EPSS). all selects every resource with an inventory.
-func (s *Store) RematchSet(ctx context.Context, keys []vulndb.PackageRef, vulns []string, all bool) ([]string, error) {
+// (severity, KEV, EPSS), and those matched against a revision before
+// from. all selects every resource with an inventory.
+func (s *Store) RematchSet(ctx context.Context, keys []vulndb.PackageRef, vulns []string, all bool, from int64) ([]string, error) {
 	set := map[string]bool{}
 	add := func(query string, args []any) error {
 		rows, err := s.db.QueryContext(ctx, s.q(query), args...)
@@ -201,6 +202,11 @@ func (s *Store) RematchSet(ctx context.Context, keys []vulndb.PackageRef, vulns 
 			if err := add("SELECT DISTINCT resource_id FROM inventory_packages WHERE "+strings.Join(conds, " OR "), args); err != nil {
 				return nil, err
 			}
+		}
+		// Resources left behind an earlier revision (stored while it was
+		// being re-evaluated) catch up too.
+		if err := add("SELECT id FROM resources WHERE matched_revision < ? AND inventory_digest <> '' AND scan_status <> '"+deleted+"'", []any{from}); err != nil {
+			return nil, err
 		}
 		for chunk := range slices.Chunk(vulns, 500) {
 			if err := add("SELECT DISTINCT resource_id FROM findings WHERE vuln_id IN ("+placeholders(len(chunk))+") AND status <> 'CLOSED'", anys(chunk)); err != nil {
