@@ -304,10 +304,24 @@ func (e *Engine) readAndStore(ctx context.Context, a ScanArgs) (int, error) {
 		opts.Transport = cfg.RoundTripper()
 		opts.Insecure = opts.Insecure || strings.HasPrefix(r.URL, "http://")
 	}
+	// Errors name the upload, not the server's temporary file.
+	hide := func(err error) error { return err }
+	if a.Upload != "" {
+		hide = func(err error) error {
+			if err == nil {
+				return nil
+			}
+			msg := strings.ReplaceAll(err.Error(), ref, "the upload")
+			for i, l := range opts.Layers {
+				msg = strings.ReplaceAll(msg, l, fmt.Sprintf("layer %d", i+1))
+			}
+			return errors.New(msg)
+		}
+	}
 	t, err := source.Open(ctx, ref, opts)
 	if err != nil {
 		if a.Upload != "" {
-			return 0, unsupportedMedia{fmt.Sprintf("the upload is not an image archive (docker-archive or OCI layout), a function package or an SBOM: %v", err)}
+			return 0, unsupportedMedia{fmt.Sprintf("the upload is not an image archive (docker-archive or OCI layout), a function package or an SBOM: %v", hide(err))}
 		}
 		return 0, err
 	}
@@ -317,7 +331,7 @@ func (e *Engine) readAndStore(ctx context.Context, a ScanArgs) (int, error) {
 	}
 	inv, err := collect.Collect(ctx, t, collect.Options{Version: "server"})
 	if err != nil {
-		return 0, err
+		return 0, hide(err)
 	}
 	if a.Upload != "" {
 		inv.Target.Name = a.Name

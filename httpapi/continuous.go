@@ -200,7 +200,7 @@ func (s *Server) createRegistry(w http.ResponseWriter, r *http.Request, p vigil.
 		problem(w, r, vigil.Errorf(vigil.EINVALID, "%v", err))
 		return
 	}
-	if err := s.checkRegistry(cfg.Host() + "/probe"); err != nil {
+	if err := s.checkHost(cfg.Host()); err != nil {
 		problem(w, r, err)
 		return
 	}

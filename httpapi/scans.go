@@ -178,25 +178,35 @@ func (s *Server) getScan(w http.ResponseWriter, r *http.Request, p vigil.Princip
 // checkRegistry accepts a registry reference whose host is not on this
 // machine's or a private network, unless the operator allows those: a scan
 // must not make the server a way into networks its users cannot reach.
+// (Scans and polls are also refused such addresses when they connect: see
+// registry.Guard. This check gives the user the answer at once.)
 func (s *Server) checkRegistry(image string) error {
 	ref, err := name.ParseReference(image)
 	if err != nil || image == "" {
 		return vigil.Errorf(vigil.EINVALID, "image %q: want a registry reference such as registry.example.com/app:1", image)
 	}
+	if err := s.checkHost(ref.Context().RegistryStr()); err != nil {
+		return vigil.Errorf(err.(*vigil.Error).Code, "image %q: %s", image, err.(*vigil.Error).Message)
+	}
+	return nil
+}
+
+// checkHost refuses a registry host that resolves to a loopback, private
+// or link-local address, unless the operator allows those.
+func (s *Server) checkHost(host string) error {
 	if s.InsecureRegistries || s.AllowPrivateRegistries {
 		return nil
 	}
-	host := ref.Context().RegistryStr()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	ips, err := net.LookupIP(host)
 	if err != nil {
-		return vigil.Errorf(vigil.EINVALID, "image %q: registry host %s does not resolve", image, host)
+		return vigil.Errorf(vigil.EINVALID, "registry host %s does not resolve", host)
 	}
 	for _, ip := range ips {
 		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() {
-			return vigil.Errorf(vigil.EFORBIDDEN, "image %q: registry %s is on a local or private network (the server allows that with --allow-private-registries)", image, host)
+			return vigil.Errorf(vigil.EFORBIDDEN, "registry %s is on a local or private network (the server allows that with --allow-private-registries)", host)
 		}
 	}
 	return nil
