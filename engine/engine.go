@@ -543,9 +543,19 @@ func (e *Engine) rescan(ctx context.Context, j *sqlstore.Job) error {
 	if ref != "" {
 		return e.runScan(ctx, j, ScanArgs{Scan: a.Scan, AccountID: accountID, ResourceID: a.Resource, Type: typ, Name: name, Image: ref, Registry: reg})
 	}
+	if reason, err := e.Store.CoverageReason(ctx, a.Resource); err == nil && (reason == vigil.ReasonExcludedByTag || reason == vigil.ReasonEligibilityExpired) {
+		e.finishScan(ctx, ScanArgs{Scan: a.Scan, ResourceID: a.Resource}, sqlstore.ScanDone, 0, "not scanned: "+strings.ToLower(strings.ReplaceAll(reason, "_", " ")))
+		return nil
+	}
 	db, err := e.DB.Get()
 	if err != nil {
 		return err
+	}
+	if invs, err := e.Store.Inventories(ctx, []string{a.Resource}); err != nil {
+		return err
+	} else if len(invs) == 0 {
+		e.finishScan(ctx, ScanArgs{Scan: a.Scan, ResourceID: a.Resource}, sqlstore.ScanFailed, 0, "the resource has no inventory yet, and Vigil cannot read it itself: its agent or a new upload must report it")
+		return nil
 	}
 	_, err = e.Rematch(ctx, RematchArgs{Revision: db.Meta().Revision, Resources: []string{a.Resource}, Force: true, Scan: a.Scan})
 	return err
