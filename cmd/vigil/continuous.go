@@ -66,6 +66,9 @@ func (e *env) coverage(ctx context.Context, args []string) int {
 	var tags multiFlag
 	fs.Var(&tags, "tag", "list: only resources with this tag, key=value (repeatable)")
 	if pos, err := parseFlags(fs, args[1:]); err != nil || len(pos) > 0 {
+		if err == nil {
+			fs.Usage()
+		}
 		return exitUsage
 	}
 	if err := oneOf(*cf.format, "table", "json"); err != nil {
@@ -167,6 +170,9 @@ func (e *env) usage(ctx context.Context, args []string) int {
 	from := fs.String("from", "", "first month, YYYY-MM")
 	to := fs.String("to", "", "last month, YYYY-MM")
 	if pos, err := parseFlags(fs, args); err != nil || len(pos) > 0 {
+		if err == nil {
+			fs.Usage()
+		}
 		return exitUsage
 	}
 	if err := oneOf(*cf.format, "table", "json"); err != nil {
