@@ -58,26 +58,44 @@ func sevIndex(sev string) int {
 // countDeltas adjusts the aggregate counts for findings going from old to
 // new (either may be absent or not ACTIVE).
 func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, resType, resName string, old map[string]reconcile.Stored, writes []reconcile.Stored) error {
-	type k struct{ dim, key string }
-	delta := map[k]*[6]int{}
-	add := func(f reconcile.Stored, d int) {
+	d := aggDelta{}
+	d.add(accountID, resType, resName, old, writes)
+	return s.flushDeltas(ctx, tx, d)
+}
+
+type aggKey struct {
+	account  int64
+	dim, key string
+}
+
+// aggDelta accumulates changes of the aggregate counts, to apply in one
+// statement (per hundred groups): a batch of resources takes the locks of
+// the rows it changes only at its end, not from its first resource.
+type aggDelta map[aggKey]*[6]int
+
+func (d aggDelta) add(accountID int64, resType, resName string, old map[string]reconcile.Stored, writes []reconcile.Stored) {
+	put := func(f reconcile.Stored, n int) {
 		for _, dk := range aggKeys(accountID, f, resType, resName) {
-			v := delta[k{dk[0], dk[1]}]
+			key := aggKey{accountID, dk[0], dk[1]}
+			v := d[key]
 			if v == nil {
 				v = new([6]int)
-				delta[k{dk[0], dk[1]}] = v
+				d[key] = v
 			}
-			v[sevIndex(f.Finding.Severity)] += d
+			v[sevIndex(f.Finding.Severity)] += n
 		}
 	}
 	for _, w := range writes {
 		if o, ok := old[w.ID]; ok && o.Status == reconcile.Active {
-			add(o, -1)
+			put(o, -1)
 		}
 		if w.Status == reconcile.Active {
-			add(w, 1)
+			put(w, 1)
 		}
 	}
+}
+
+func (s *Store) flushDeltas(ctx context.Context, tx *sql.Tx, delta aggDelta) error {
 	// Many rows a statement; the keys are distinct, as one statement needs.
 	var rows []string
 	var args []any
@@ -99,14 +117,14 @@ func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, re
 	}
 	// Rows are locked in one order in every transaction: concurrent
 	// submissions wait for each other instead of deadlocking.
-	keys := make([]k, 0, len(delta))
+	keys := make([]aggKey, 0, len(delta))
 	for key, v := range delta {
 		if *v != [6]int{} {
 			keys = append(keys, key)
 		}
 	}
-	slices.SortFunc(keys, func(a, b k) int {
-		return cmp.Or(strings.Compare(a.dim, b.dim), strings.Compare(a.key, b.key))
+	slices.SortFunc(keys, func(a, b aggKey) int {
+		return cmp.Or(cmp.Compare(a.account, b.account), strings.Compare(a.dim, b.dim), strings.Compare(a.key, b.key))
 	})
 	for _, key := range keys {
 		v := delta[key]
@@ -115,7 +133,7 @@ func (s *Store) countDeltas(ctx context.Context, tx *sql.Tx, accountID int64, re
 			total += n
 		}
 		rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, accountID, key.dim, key.key, v[0], v[1], v[2], v[3], v[4], v[5], total)
+		args = append(args, key.account, key.dim, key.key, v[0], v[1], v[2], v[3], v[4], v[5], total)
 		if len(rows) == 100 {
 			if err := flush(); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -264,12 +265,34 @@ func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevisio
 	defer tx.Rollback()
 	out := make([]Rematched, len(items))
 	wrote := false
+	b := &rematchBatch{deltas: aggDelta{}, usage: map[usageKey]int{}, now: s.Now()}
+	if err := s.prefetch(ctx, tx, b, items); err != nil {
+		return nil, err
+	}
 	for i, it := range items {
-		r, w, err := s.rematchTx(ctx, tx, it, dbRevision, force)
+		r, w, err := s.rematchTx(ctx, tx, b, it, dbRevision, force)
 		if err != nil {
 			return nil, err
 		}
 		out[i], wrote = r, wrote || w
+	}
+	// The shared rows (aggregate counts, usage) last, in one order: the
+	// locks they take are held only for the commit, and two workers'
+	// batches do not wait on each other for their whole length.
+	if err := s.flushDeltas(ctx, tx, b.deltas); err != nil {
+		return nil, err
+	}
+	ukeys := make([]usageKey, 0, len(b.usage))
+	for k := range b.usage {
+		ukeys = append(ukeys, k)
+	}
+	slices.SortFunc(ukeys, func(x, y usageKey) int {
+		return cmp.Or(cmp.Compare(x.account, y.account), strings.Compare(x.typ, y.typ))
+	})
+	for _, k := range ukeys {
+		if err := s.countUsageN(ctx, tx, k.account, k.typ, b.now, 0, b.usage[k]); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlstore: commit: %w", err)
@@ -280,32 +303,102 @@ func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevisio
 	return out, nil
 }
 
-func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, it RematchItem, dbRevision int64, force bool) (Rematched, bool, error) {
-	resourceID, matches, unsupported, message := it.ResourceID, it.Matches, it.Unsupported, it.Message
+type usageKey struct {
+	account int64
+	typ     string
+}
+
+// rematchBatch collects what a batch's resources change in shared rows,
+// and what was read for all of them at once.
+type rematchBatch struct {
+	deltas    aggDelta
+	usage     map[usageKey]int
+	now       time.Time
+	resources map[string]*batchResource
+}
+
+type batchResource struct {
+	accountID, matched                         int64
+	account, typ, name, digest, status, reason string
+	message                                    string
+	findings                                   map[string]findingDigest
+}
+
+type findingDigest struct{ status, digest string }
+
+// prefetch reads, in two statements, the batch's resources (locking their
+// rows, in id order, on PostgreSQL) and the digests of their findings.
+func (s *Store) prefetch(ctx context.Context, tx *sql.Tx, b *rematchBatch, items []RematchItem) error {
+	b.resources = map[string]*batchResource{}
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		ids = append(ids, it.ResourceID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	lock := ""
 	if s.postgres {
 		lock = " FOR UPDATE OF r"
 	}
-	var accountID, matched int64
-	var account, typ, name, digest, status, reason string
-	err := tx.QueryRowContext(ctx, s.q(`SELECT r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.matched_revision
-		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id = ?`+lock), resourceID).
-		Scan(&accountID, &account, &typ, &name, &digest, &status, &reason, &matched)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && (digest == "" || status == deleted || !force && matched >= dbRevision) {
+	for chunk := range slices.Chunk(ids, 500) {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.scan_message, r.matched_revision
+			FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id IN (`+placeholders(len(chunk))+`) ORDER BY r.id`+lock), anys(chunk)...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			r := &batchResource{findings: map[string]findingDigest{}}
+			if err := rows.Scan(&id, &r.accountID, &r.account, &r.typ, &r.name, &r.digest, &r.status, &r.reason, &r.message, &r.matched); err != nil {
+				rows.Close()
+				return err
+			}
+			b.resources[id] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, s.q("SELECT resource_id, id, status, match_digest FROM findings WHERE resource_id IN ("+placeholders(len(chunk))+")"), anys(chunk)...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var rid, id string
+			var f findingDigest
+			if err := rows.Scan(&rid, &id, &f.status, &f.digest); err != nil {
+				rows.Close()
+				return err
+			}
+			if r := b.resources[rid]; r != nil {
+				r.findings[id] = f
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, b *rematchBatch, it RematchItem, dbRevision int64, force bool) (Rematched, bool, error) {
+	resourceID, matches, unsupported, message := it.ResourceID, it.Matches, it.Unsupported, it.Message
+	br := b.resources[resourceID]
+	if br == nil || br.digest == "" || br.status == deleted || !force && br.matched >= dbRevision {
 		return Rematched{Skipped: true}, false, nil
 	}
-	if err != nil {
-		return Rematched{}, false, err
-	}
-	stored, matches, err := s.changedOnly(ctx, tx, account, resourceID, matches)
+	// Marked done, so that the same resource twice in a batch is matched
+	// once.
+	br.matched = dbRevision
+	accountID, account, typ, name, status, reason := br.accountID, br.account, br.typ, br.name, br.status, br.reason
+	stored, matches, err := s.changedOnly(ctx, tx, account, resourceID, br.findings, matches)
 	if err != nil {
 		return Rematched{}, false, err
 	}
 	now := s.Now()
 	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: resourceID, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now, Rematch: true})
-	if err := s.countDeltas(ctx, tx, accountID, typ, name, byID(stored), res.Write); err != nil {
-		return Rematched{}, false, err
-	}
+	b.deltas.add(accountID, typ, name, byID(stored), res.Write)
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
 		return Rematched{}, false, err
 	}
@@ -332,29 +425,26 @@ func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, it RematchItem, dbRev
 		newStatus, newReason, newMessage = vigil.ScanInactive, unsupported, message
 	}
 	if reason != "" && reason != vigil.ReasonUnsupportedOS {
-		newStatus, newReason, newMessage = status, reason, ""
-		if err := tx.QueryRowContext(ctx, s.q("SELECT scan_message FROM resources WHERE id = ?"), resourceID).Scan(&newMessage); err != nil {
-			return Rematched{}, false, err
-		}
+		newStatus, newReason, newMessage = status, reason, br.message
 	}
 	if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET matched_revision = ?, matched_at = ?, scan_status = ?, scan_reason = ?, scan_message = ? WHERE id = ?"),
 		dbRevision, micros(now), newStatus, newReason, newMessage, resourceID); err != nil {
 		return Rematched{}, false, err
 	}
-	if err := s.countUsage(ctx, tx, accountID, typ, now, "rematches"); err != nil {
-		return Rematched{}, false, err
-	}
+	b.usage[usageKey{accountID, typ}]++
 	return Rematched{Events: res.Events}, len(res.Write) > 0, nil
 }
 
 // countUsage adds one scan or rematch to the month's usage.
 func (s *Store) countUsage(ctx context.Context, tx *sql.Tx, accountID int64, typ string, at time.Time, column string) error {
-	scans, rematches := 0, 0
 	if column == "scans" {
-		scans = 1
-	} else {
-		rematches = 1
+		return s.countUsageN(ctx, tx, accountID, typ, at, 1, 0)
 	}
+	return s.countUsageN(ctx, tx, accountID, typ, at, 0, 1)
+}
+
+// countUsageN adds scans and rematches to the month's usage.
+func (s *Store) countUsageN(ctx context.Context, tx *sql.Tx, accountID int64, typ string, at time.Time, scans, rematches int) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO usage_counts(account_id, resource_type, month, scans, rematches) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (account_id, resource_type, month) DO UPDATE SET scans = usage_counts.scans + excluded.scans, rematches = usage_counts.rematches + excluded.rematches`),
 		accountID, typ, at.UTC().Format("2006-01"), scans, rematches)
@@ -650,26 +740,7 @@ func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limi
 // gone, closed and matched again) and only the matches that differ
 // (changed, new). Reading every finding body of a resource costs more than
 // matching it again; most of a fleet's findings do not change.
-func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID string, matches []vigil.Finding) ([]reconcile.Stored, []vigil.Finding, error) {
-	type row struct{ status, digest string }
-	rows, err := tx.QueryContext(ctx, s.q("SELECT id, status, match_digest FROM findings WHERE resource_id = ?"), resourceID)
-	if err != nil {
-		return nil, nil, err
-	}
-	have := map[string]row{}
-	for rows.Next() {
-		var id string
-		var r row
-		if err := rows.Scan(&id, &r.status, &r.digest); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		have[id] = r
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
+func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID string, have map[string]findingDigest, matches []vigil.Finding) ([]reconcile.Stored, []vigil.Finding, error) {
 	var load []string
 	var changed []vigil.Finding
 	seen := map[string]bool{}
