@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,15 +21,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/vigil-project/vigil"
 	"github.com/vigil-project/vigil/collect"
 	"github.com/vigil-project/vigil/engine"
 	"github.com/vigil-project/vigil/feed"
+	"github.com/vigil-project/vigil/httpapi"
 	"github.com/vigil-project/vigil/internal/testutil"
 	"github.com/vigil-project/vigil/match"
+	"github.com/vigil-project/vigil/registry"
 	"github.com/vigil-project/vigil/source"
 	"github.com/vigil-project/vigil/sqlstore"
 	"github.com/vigil-project/vigil/vulndb"
+	"github.com/vigil-project/vigil/worker"
 )
 
 // BenchmarkReevaluation measures continuous scanning's answer to new
@@ -580,4 +589,58 @@ func countEvents(b *testing.B, dsn string, start time.Time) int {
 	}
 	db.QueryRow(q, start.UTC().UnixMicro()).Scan(&n)
 	return n
+}
+
+// BenchmarkPushToFindings measures the latency from a registry's push
+// notification to the pushed image's findings being stored, for the real
+// Debian 12 image (a small random layer added per iteration makes each
+// push a new image): the webhook, the job claim, the pull from an in-process
+// registry, the inventory, the matching and the store, on SQLite.
+func BenchmarkPushToFindings(b *testing.B) {
+	dir := testutil.Target(b, "debian-bookworm")
+	base, err := tarball.ImageFromPath(filepath.Join(dir, "image.docker.tar"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := newRig(b, filepath.Join(b.TempDir(), "store.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := &worker.Pool{Store: r.store, Handlers: r.eng.Handlers(), Poll: 50 * time.Millisecond}
+	r.eng.Enqueued = pool.Wake
+	go pool.Run(ctx)
+	api := httptest.NewServer((&httpapi.Server{Store: r.store, DB: r.eng.DB, Engine: r.eng}).Handler())
+	defer api.Close()
+	reg := newRegistry(b)
+	watched, err := r.store.CreateRegistry(ctx, r.p, sqlstore.NewRegistry{Config: registry.Config{URL: reg.srv.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		layer, err := random.Layer(64, types.DockerLayer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(base, layer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref := reg.push(b, fmt.Sprintf("app/web:%d", i), img)
+		b.StartTimer()
+		if code, out := postEvents(b, api, watched.ID, watched.WebhookSecret, event("push", "app/web", fmt.Sprint(i), digestOf(ref))); code != http.StatusAccepted {
+			b.Fatalf("push: %d %v", code, out)
+		}
+		for {
+			id, _ := r.store.ResourceByName(ctx, 1, vigil.ResourceImage, ref)
+			if id != "" {
+				if reason, _ := r.store.CoverageReason(ctx, id); reason == "" {
+					break
+				} else if reason != vigil.ReasonPendingInitialScan {
+					b.Fatalf("scan: %s", reason)
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
