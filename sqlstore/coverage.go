@@ -174,19 +174,14 @@ func anys[T any](v []T) []any {
 func (s *Store) RematchSet(ctx context.Context, keys []vulndb.PackageRef, vulns []string, all bool, from int64) ([]string, error) {
 	set := map[string]bool{}
 	add := func(query string, args []any) error {
-		rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+		ids, err := strings1(s.db.QueryContext(ctx, s.q(query), args...))
 		if err != nil {
 			return fmt.Errorf("sqlstore: rematch set: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
+		for _, id := range ids {
 			set[id] = true
 		}
-		return rows.Err()
+		return nil
 	}
 	if all {
 		if err := add("SELECT id FROM resources WHERE inventory_digest <> '' AND scan_status <> '"+deleted+"'", nil); err != nil {
@@ -717,21 +712,8 @@ func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limi
 	// is on its way), failed (retried by their own job, or by a push),
 	// excluded or expired.
 	reason, args := s.reasonExpr()
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT r.id FROM resources r WHERE r.source_ref <> '' AND r.scan_status <> ? AND r.last_scanned > 0 AND r.last_scanned < ? AND ("+reason+") = '' ORDER BY r.last_scanned LIMIT "+fmt.Sprint(limit)),
-		append([]any{deleted, micros(before)}, args...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return strings1(s.db.QueryContext(ctx, s.q("SELECT r.id FROM resources r WHERE r.source_ref <> '' AND r.scan_status <> ? AND r.last_scanned > 0 AND r.last_scanned < ? AND ("+reason+") = '' ORDER BY r.last_scanned LIMIT "+fmt.Sprint(limit)),
+		append([]any{deleted, micros(before)}, args...)...))
 }
 
 // changedOnly narrows a re-evaluation to what it changes: it compares the

@@ -587,18 +587,22 @@ func (s *Store) History(ctx context.Context, p vigil.Principal, findingID string
 // ResourcesHolding lists the resources whose stored inventory holds a
 // package: what a database update must re-match.
 func (s *Store) ResourcesHolding(ctx context.Context, ecosystem, pkg string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT resource_id FROM inventory_packages WHERE ecosystem = ? AND package = ? ORDER BY resource_id"), ecosystem, pkg)
+	return strings1(s.db.QueryContext(ctx, s.q("SELECT resource_id FROM inventory_packages WHERE ecosystem = ? AND package = ? ORDER BY resource_id"), ecosystem, pkg))
+}
+
+// strings1 reads a query's single string column.
+func strings1(rows *sql.Rows, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, id)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

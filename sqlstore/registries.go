@@ -137,8 +137,11 @@ func (s *Store) Registries(ctx context.Context, p vigil.Principal) ([]Registry, 
 	if p.Role == vigil.RoleAgent {
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read registries")
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
-		WHERE r.account_id IN (`+placeholders(len(p.Visible))+`) ORDER BY a.name, r.url`), ids(p.Visible)...)
+	return registryRows(s.db.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
+		WHERE r.account_id IN (`+placeholders(len(p.Visible))+`) ORDER BY a.name, r.url`), ids(p.Visible)...))
+}
+
+func registryRows(rows *sql.Rows, err error) ([]Registry, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -185,21 +188,8 @@ func (s *Store) RegistryPolled(ctx context.Context, id string, errText string) e
 // DueRegistries lists the registries whose poll is due.
 func (s *Store) DueRegistries(ctx context.Context) ([]Registry, error) {
 	now := micros(s.Now())
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
-		WHERE r.poll_interval > 0 AND r.last_polled_at + r.poll_interval * 1000000 <= ? ORDER BY r.id`), now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Registry
-	for rows.Next() {
-		r, err := scanRegistry(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *r)
-	}
-	return out, rows.Err()
+	return registryRows(s.db.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
+		WHERE r.poll_interval > 0 AND r.last_polled_at + r.poll_interval * 1000000 <= ? ORDER BY r.id`), now))
 }
 
 // RegistryImages lists the resources scanned from a registry: their names
