@@ -165,17 +165,11 @@ func (e *env) server(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.fail(vigil.Errorf(vigil.EINVALID, "--prices: %v", err))
 	}
-	dbPath, err := e.dbPath(*dbFlag)
-	if err != nil {
-		return e.fail(err)
-	}
-	store, err := e.openStore(ctx, sf)
+	dbPath, store, log, err := e.openForJobs(ctx, *dbFlag, sf)
 	if err != nil {
 		return e.fail(err)
 	}
 	defer store.Close()
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	slog.SetDefault(log)
 	jobCtx, stopJobs := context.WithCancel(context.Background())
 	eng, wait, err := e.startContinuous(jobCtx, store, dbPath, &cf, log)
 	if err != nil {
@@ -233,6 +227,22 @@ func (e *env) upkeep(ctx context.Context, store *sqlstore.Store, retention time.
 	}
 }
 
+// openForJobs finds the vulnerability database, opens the store and sets
+// up logging, for the server and for workers.
+func (e *env) openForJobs(ctx context.Context, dbFlag string, sf storeFlags) (string, *sqlstore.Store, *slog.Logger, error) {
+	dbPath, err := e.dbPath(dbFlag)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	store, err := e.openStore(ctx, sf)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	slog.SetDefault(log)
+	return dbPath, store, log, nil
+}
+
 // worker runs only the jobs of continuous scanning: any number of worker
 // processes share one PostgreSQL store (or one SQLite file on one
 // machine).
@@ -249,17 +259,11 @@ func (e *env) worker(ctx context.Context, args []string) int {
 	if cf.workers <= 0 {
 		return e.fail(vigil.Errorf(vigil.EINVALID, "--workers: want at least 1"))
 	}
-	dbPath, err := e.dbPath(*dbFlag)
-	if err != nil {
-		return e.fail(err)
-	}
-	store, err := e.openStore(ctx, sf)
+	dbPath, store, log, err := e.openForJobs(ctx, *dbFlag, sf)
 	if err != nil {
 		return e.fail(err)
 	}
 	defer store.Close()
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	slog.SetDefault(log)
 	// A signal stops claiming; jobs in flight are put back for others.
 	_, wait, err := e.startContinuous(ctx, store, dbPath, &cf, log)
 	if err != nil {
