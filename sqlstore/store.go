@@ -101,8 +101,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.postgres = true
 		s.db, err = sql.Open("pgx", dsn)
 	} else {
-		// One writer at a time, waiting rather than failing when busy.
-		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate")
+		// One writer at a time, waiting rather than failing when busy. A
+		// 128 MiB page cache and reads through a memory map: a fleet's
+		// store is gigabytes, and without them a fifth of a re-evaluation
+		// went to reading pages one system call at a time.
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-131072)&_pragma=mmap_size(1073741824)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(1)
 		}
