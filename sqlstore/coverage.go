@@ -510,15 +510,8 @@ func (s *Store) Coverage(ctx context.Context, p vigil.Principal, f CoverageFilte
 		inner += " AND r.type = ?"
 		args = append(args, f.Type)
 	}
-	keys := make([]string, 0, len(f.Tags))
-	for k := range f.Tags {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		inner += " AND r.id IN (SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?)"
-		args = append(args, k, f.Tags[k])
-	}
+	tq, targs := tagFilter(f.Tags)
+	inner, args = inner+tq, append(args, targs...)
 	query := "SELECT * FROM (" + inner + ") c WHERE 1 = 1"
 	switch {
 	case f.Reason != "":
@@ -529,14 +522,11 @@ func (s *Store) Coverage(ctx context.Context, p vigil.Principal, f CoverageFilte
 	case f.ScanStatus == vigil.ScanInactive:
 		query += " AND reason <> ''"
 	}
-	if f.Cursor != "" {
-		var cur struct{ T, N, ID string }
-		if !decodeToken(f.Cursor, &cur) || cur.ID == "" {
-			return nil, "", vigil.Errorf(vigil.EINVALID, "cursor: not one a coverage listing returned")
-		}
-		query += " AND (type > ? OR type = ? AND (name > ? OR name = ? AND id > ?))"
-		args = append(args, cur.T, cur.T, cur.N, cur.N, cur.ID)
+	cq, cargs, err := resourceCursor(f.Cursor, "", "coverage")
+	if err != nil {
+		return nil, "", err
 	}
+	query, args = query+cq, append(args, cargs...)
 	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY type, name, id LIMIT "+fmt.Sprint(limit+1)), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: coverage: %w", err)
@@ -575,7 +565,7 @@ func (s *Store) Coverage(ctx context.Context, p vigil.Principal, f CoverageFilte
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeToken(struct{ T, N, ID string }{last.ResourceType, last.ResourceName, last.ResourceID})
+		next = encodeResourceCursor(last.ResourceType, last.ResourceName, last.ResourceID)
 	}
 	return out, next, nil
 }

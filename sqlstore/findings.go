@@ -661,23 +661,13 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, f ResourceFilt
 		query += " AND r.type = ?"
 		args = append(args, f.Type)
 	}
-	keys := make([]string, 0, len(f.Tags))
-	for k := range f.Tags {
-		keys = append(keys, k)
+	tq, targs := tagFilter(f.Tags)
+	query, args = query+tq, append(args, targs...)
+	cq, cargs, err := resourceCursor(f.Cursor, "r.", "resource")
+	if err != nil {
+		return nil, "", err
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		query += " AND r.id IN (SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?)"
-		args = append(args, k, f.Tags[k])
-	}
-	if f.Cursor != "" {
-		var cur struct{ T, N, ID string }
-		if !decodeToken(f.Cursor, &cur) || cur.ID == "" {
-			return nil, "", vigil.Errorf(vigil.EINVALID, "cursor: not one a resource listing returned")
-		}
-		query += " AND (r.type > ? OR r.type = ? AND (r.name > ? OR r.name = ? AND r.id > ?))"
-		args = append(args, cur.T, cur.T, cur.N, cur.N, cur.ID)
-	}
+	query, args = query+cq, append(args, cargs...)
 	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY r.type, r.name, r.id LIMIT "+fmt.Sprint(limit+1)), args...)
 	if err != nil {
 		return nil, "", err
@@ -707,9 +697,46 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, f ResourceFilt
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		next = encodeToken(struct{ T, N, ID string }{last.Type, last.Name, last.ID})
+		next = encodeResourceCursor(last.Type, last.Name, last.ID)
 	}
 	return out, next, nil
+}
+
+// tagFilter is the condition that a resource (r) has every tag, in a
+// stable order.
+func tagFilter(tags map[string]string) (string, []any) {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var q string
+	var args []any
+	for _, k := range keys {
+		q += " AND r.id IN (SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?)"
+		args = append(args, k, tags[k])
+	}
+	return q, args
+}
+
+// resourceCursor is the condition that continues a listing of resources
+// ordered by type, name and id after the cursor's (empty: none); prefix
+// qualifies the columns.
+func resourceCursor(cursor, prefix, what string) (string, []any, error) {
+	if cursor == "" {
+		return "", nil, nil
+	}
+	var cur struct{ T, N, ID string }
+	if !decodeToken(cursor, &cur) || cur.ID == "" {
+		return "", nil, vigil.Errorf(vigil.EINVALID, "cursor: not one a %s listing returned", what)
+	}
+	t, n, id := prefix+"type", prefix+"name", prefix+"id"
+	return " AND (" + t + " > ? OR " + t + " = ? AND (" + n + " > ? OR " + n + " = ? AND " + id + " > ?))",
+		[]any{cur.T, cur.T, cur.N, cur.N, cur.ID}, nil
+}
+
+func encodeResourceCursor(typ, name, id string) string {
+	return encodeToken(struct{ T, N, ID string }{typ, name, id})
 }
 
 // Resource returns one resource the principal may see.

@@ -941,55 +941,21 @@ const epssStep = 1000
 // Without a previous revision (hadPrev false, or no digests kept) it
 // records none and notes in meta that change sets start after rev.
 func recordVulnChanges(ctx context.Context, tx *sql.Tx, rev int64, hadPrev bool) (int, error) {
-	old := map[string][]byte{}
-	rows, err := tx.QueryContext(ctx, "SELECT vuln, digest FROM vuln_digests")
+	old, err := readPairs[string, []byte](ctx, tx, "SELECT vuln, digest FROM vuln_digests")
 	if err != nil {
 		return 0, err
 	}
-	for rows.Next() {
-		var v string
-		var d []byte
-		if err := rows.Scan(&v, &d); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		old[v] = d
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	kevs := map[string]string{}
-	rows, err = tx.QueryContext(ctx, "SELECT cve, body FROM kev")
+	kevs, err := readPairs[string, string](ctx, tx, "SELECT cve, body FROM kev")
 	if err != nil {
 		return 0, err
 	}
-	for rows.Next() {
-		var c, b string
-		if err := rows.Scan(&c, &b); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		kevs[c] = b
-	}
-	rows.Close()
-	epssBy := map[int64]int64{}
-	rows, err = tx.QueryContext(ctx, "SELECT cve, score FROM epss")
+	epssBy, err := readPairs[int64, int64](ctx, tx, "SELECT cve, score FROM epss")
 	if err != nil {
 		return 0, err
 	}
-	for rows.Next() {
-		var c, sc int64
-		if err := rows.Scan(&c, &sc); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		epssBy[c] = sc
-	}
-	rows.Close()
 	// The CVE ids of each vulnerability: its own and its aliases.
 	cvesOf := map[string][]string{}
-	rows, err = tx.QueryContext(ctx, "SELECT alias, vuln FROM ids WHERE kind = 0 AND alias LIKE 'CVE-%' ORDER BY vuln, alias")
+	rows, err := tx.QueryContext(ctx, "SELECT alias, vuln FROM ids WHERE kind = 0 AND alias LIKE 'CVE-%' ORDER BY vuln, alias")
 	if err != nil {
 		return 0, err
 	}
@@ -1002,6 +968,9 @@ func recordVulnChanges(ctx context.Context, tx *sql.Tx, rev int64, hadPrev bool)
 		cvesOf[v] = append(cvesOf[v], strings.ToUpper(a))
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
 	digests := map[string][]byte{}
 	rows, err = tx.QueryContext(ctx, "SELECT id, body FROM vulns")
 	if err != nil {
@@ -1072,4 +1041,24 @@ func recordVulnChanges(ctx context.Context, tx *sql.Tx, rev int64, hadPrev bool)
 		}
 	}
 	return len(changed), nil
+}
+
+// readPairs reads a query of two columns into a map from the first to the
+// second.
+func readPairs[K comparable, V any](ctx context.Context, tx *sql.Tx, query string) (map[K]V, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[K]V{}
+	for rows.Next() {
+		var k K
+		var v V
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
 }
