@@ -530,9 +530,12 @@ func reevaluate(b *testing.B, ctx context.Context, bin, dsn, dbPath string, from
 		procs = append(procs, cmd)
 	}
 	defer func() {
+		// Interrupted, not killed, so that a VIGIL_CPUPROFILE is written.
 		for _, p := range procs {
-			p.Process.Kill()
+			p.Process.Signal(os.Interrupt)
+			t := time.AfterFunc(15*time.Second, func() { p.Process.Kill() })
 			p.Wait()
+			t.Stop()
 		}
 	}()
 	rematches := func() int {

@@ -174,7 +174,7 @@ func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by stri
 	}
 	query += " ORDER BY " + strings.Join(order, ", ") + fmt.Sprintf(" LIMIT %d OFFSET %d", limit+1, offset)
 	args := append(ids(p.Visible), by)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlstore: aggregate: %w", err)
 	}
@@ -249,7 +249,7 @@ func (s *Store) countedAggregate(ctx context.Context, p vigil.Principal, by stri
 
 // names reads (key, two names) rows into a map.
 func (s *Store) names(ctx context.Context, into map[string][2]string, query string, args []any) error {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return err
 	}

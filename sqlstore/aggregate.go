@@ -93,7 +93,7 @@ func (s *Store) scannedAggregate(ctx context.Context, p vigil.Principal, by stri
 		cols, from, names = "CAST(a.id AS TEXT), a.name, ''", "findings f JOIN accounts a ON a.id = f.account_id", []string{"", "account"}
 	}
 	query := fmt.Sprintf("SELECT %s, f.severity, COUNT(DISTINCT f.id) FROM %s WHERE %s GROUP BY %s, f.severity", cols, from, strings.Join(where, " AND "), strings.TrimSuffix(strings.ReplaceAll(cols, ", ''", ""), ", "))
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlstore: aggregate: %w", err)
 	}

@@ -136,7 +136,7 @@ func (s *Store) Inventories(ctx context.Context, resourceIDs []string) ([]Stored
 	}
 	reason, rargs := s.reasonExpr()
 	args := append(rargs, anys(resourceIDs)...)
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, r.type, r.name, r.source_ref, `+reason+`, r.matched_revision, i.body
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, r.type, r.name, r.source_ref, `+reason+`, r.matched_revision, i.body
 		FROM resources r JOIN inventories i ON i.resource_id = r.id WHERE r.id IN (`+placeholders(len(resourceIDs))+`) AND r.scan_status <> '`+deleted+`' ORDER BY r.id`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: inventories: %w", err)
@@ -174,7 +174,7 @@ func anys[T any](v []T) []any {
 func (s *Store) RematchSet(ctx context.Context, keys []vulndb.PackageRef, vulns []string, all bool, from int64) ([]string, error) {
 	set := map[string]bool{}
 	add := func(query string, args []any) error {
-		ids, err := strings1(s.db.QueryContext(ctx, s.q(query), args...))
+		ids, err := strings1(s.rdb.QueryContext(ctx, s.q(query), args...))
 		if err != nil {
 			return fmt.Errorf("sqlstore: rematch set: %w", err)
 		}
@@ -232,6 +232,9 @@ type RematchItem struct {
 	Matches    []vigil.Finding
 	// Unsupported is as in ResourceSpec.
 	Unsupported, Message string
+	// digests are the matches' reconcile.MatchDigest, in order: worked
+	// out before the write transaction, which holds SQLite's one writer.
+	digests []string
 }
 
 // Rematch reconciles one resource's findings with a new matching of its
@@ -253,6 +256,13 @@ func (s *Store) Rematch(ctx context.Context, resourceID string, matches []vigil.
 // resources: most change nothing, and a commit each would cost more than
 // their matching.
 func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevision int64, force bool) ([]Rematched, error) {
+	items = slices.Clone(items)
+	for i := range items {
+		items[i].digests = make([]string, len(items[i].Matches))
+		for j, m := range items[i].Matches {
+			items[i].digests[j] = reconcile.MatchDigest(m)
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -387,12 +397,12 @@ func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, b *rematchBatch, it R
 	// once.
 	br.matched = dbRevision
 	accountID, account, typ, name, status, reason := br.accountID, br.account, br.typ, br.name, br.status, br.reason
-	stored, matches, err := s.changedOnly(ctx, tx, account, resourceID, br.findings, matches)
+	stored, changed, err := s.changedOnly(ctx, tx, account, resourceID, br.findings, matches, it.digests)
 	if err != nil {
 		return Rematched{}, false, err
 	}
 	now := s.Now()
-	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: resourceID, Stored: stored, Matches: matches, DBRevision: dbRevision, Now: now, Rematch: true})
+	res := reconcile.Reconcile(reconcile.Input{Account: account, Resource: resourceID, Stored: stored, Matches: changed.matches, DBRevision: dbRevision, Now: now, Rematch: true})
 	b.deltas.add(accountID, typ, name, byID(stored), res.Write)
 	if err := s.writeFindings(ctx, tx, accountID, res); err != nil {
 		return Rematched{}, false, err
@@ -404,12 +414,12 @@ func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, b *rematchBatch, it R
 	for _, w := range res.Write {
 		written[w.ID] = true
 	}
-	for _, m := range matches {
+	for i, m := range changed.matches {
 		id := reconcile.FindingID(account, resourceID, m.Vulnerability.ID)
 		if written[id] || m.Suppressed != nil {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, s.q("UPDATE findings SET match_digest = ? WHERE id = ? AND status = ?"), reconcile.MatchDigest(m), id, reconcile.Active); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE findings SET match_digest = ? WHERE id = ? AND status = ?"), changed.digests[i], id, reconcile.Active); err != nil {
 			return Rematched{}, false, err
 		}
 	}
@@ -454,7 +464,7 @@ func (s *Store) countUsageN(ctx context.Context, tx *sql.Tx, accountID int64, ty
 func (s *Store) CoverageReason(ctx context.Context, resourceID string) (string, error) {
 	reason, args := s.reasonExpr()
 	var out string
-	err := s.db.QueryRowContext(ctx, s.q("SELECT "+reason+" FROM resources r WHERE r.id = ?"), append(args, resourceID)...).Scan(&out)
+	err := s.rdb.QueryRowContext(ctx, s.q("SELECT "+reason+" FROM resources r WHERE r.id = ?"), append(args, resourceID)...).Scan(&out)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", vigil.Errorf(vigil.ENOTFOUND, "resource %s not found", resourceID)
 	}
@@ -527,7 +537,7 @@ func (s *Store) Coverage(ctx context.Context, p vigil.Principal, f CoverageFilte
 		return nil, "", err
 	}
 	query, args = query+cq, append(args, cargs...)
-	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY type, name, id LIMIT "+fmt.Sprint(limit+1)), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query+" ORDER BY type, name, id LIMIT "+fmt.Sprint(limit+1)), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: coverage: %w", err)
 	}
@@ -580,7 +590,7 @@ func (s *Store) CoverageStats(ctx context.Context, p vigil.Principal) ([]vigil.C
 	query := `SELECT account, type, reason, count(*) FROM (SELECT a.name AS account, r.type, ` + reason + ` AS reason
 		FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.scan_status <> '` + deleted + `' AND r.account_id IN (` + placeholders(len(p.Visible)) + `)) c
 		GROUP BY account, type, reason ORDER BY account, type, reason`
-	rows, err := s.db.QueryContext(ctx, s.q(query), append(rargs, ids(p.Visible)...)...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), append(rargs, ids(p.Visible)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: coverage: %w", err)
 	}
@@ -630,7 +640,7 @@ func (s *Store) Usage(ctx context.Context, p vigil.Principal, from, to string) (
 		query += " AND u.month <= ?"
 		args = append(args, to)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY u.month, a.name, u.resource_type"), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query+" ORDER BY u.month, a.name, u.resource_type"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: usage: %w", err)
 	}
@@ -712,24 +722,35 @@ func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limi
 // gone, closed and matched again) and only the matches that differ
 // (changed, new). Reading every finding body of a resource costs more than
 // matching it again; most of a fleet's findings do not change.
-func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID string, have map[string]findingDigest, matches []vigil.Finding) ([]reconcile.Stored, []vigil.Finding, error) {
+// changedMatches are matches, each with its reconcile.MatchDigest.
+type changedMatches struct {
+	matches []vigil.Finding
+	digests []string
+}
+
+func (c *changedMatches) add(m vigil.Finding, digest string) {
+	c.matches = append(c.matches, m)
+	c.digests = append(c.digests, digest)
+}
+
+func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID string, have map[string]findingDigest, matches []vigil.Finding, digests []string) ([]reconcile.Stored, changedMatches, error) {
 	var load []string
-	var changed []vigil.Finding
+	var changed changedMatches
 	seen := map[string]bool{}
-	for _, m := range matches {
+	for i, m := range matches {
 		id := reconcile.FindingID(account, resourceID, m.Vulnerability.ID)
 		if seen[id] || m.Suppressed != nil {
 			// Split by suppression: let the full reconciliation judge.
 			all, err := s.resourceFindings(ctx, tx, resourceID)
-			return all, matches, err
+			return all, changedMatches{matches, digests}, err
 		}
 		seen[id] = true
 		r, ok := have[id]
 		switch {
 		case !ok:
-			changed = append(changed, m)
-		case r.status != reconcile.Active || r.digest != reconcile.MatchDigest(m):
-			changed = append(changed, m)
+			changed.add(m, digests[i])
+		case r.status != reconcile.Active || r.digest != digests[i]:
+			changed.add(m, digests[i])
 			load = append(load, id)
 		}
 	}
@@ -746,7 +767,7 @@ func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID
 	for chunk := range slices.Chunk(load, 500) {
 		part, err := jsonRows[reconcile.Stored](tx.QueryContext(ctx, s.q("SELECT body FROM findings WHERE id IN ("+placeholders(len(chunk))+")"), anys(chunk)...))
 		if err != nil {
-			return nil, nil, err
+			return nil, changedMatches{}, err
 		}
 		stored = append(stored, part...)
 	}

@@ -241,13 +241,9 @@ func jsonRows[T any](rows *sql.Rows, err error) ([]T, error) {
 // changes, their package index, and appends its events, in statements of
 // many rows each (one round trip per hundred rows, not per row).
 func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, res reconcile.Result) error {
-	const chunk = 100
-	for start := 0; start < len(res.Write); start += chunk {
-		part := res.Write[start:min(start+chunk, len(res.Write))]
-		var rows []string
-		var args []any
-		var ids []any
-		for _, f := range part {
+	if len(res.Write) > 0 {
+		var args, ids, pkgs []any
+		for _, f := range res.Write {
 			body, err := json.Marshal(f)
 			if err != nil {
 				return err
@@ -265,51 +261,40 @@ func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, 
 			if f.Finding.KEV != nil {
 				kev = 1
 			}
-			rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, f.ID, accountID, f.Resource, f.Finding.Vulnerability.ID, f.Type, f.Status, f.Finding.Severity, score.Rank(f.Finding.Severity),
 				f.Finding.Score, epss, kev, f.Finding.FixAvailable, f.Finding.Vulnerability.Title,
 				micros(f.FirstObserved), micros(f.LastObserved), micros(f.Updated), closed, f.DBRevision, string(body), reconcile.MatchDigest(f.Finding))
 			ids = append(ids, f.ID)
+			for _, pkg := range f.Finding.Packages {
+				pkgs = append(pkgs, f.ID, pkg.Ecosystem, pkg.Name, pkg.Version, pkg.Layer)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO findings(id, account_id, resource_id, vuln_id, type, status, severity, severity_rank, score, epss, kev,
+		if err := s.insertRows(ctx, tx, `INSERT INTO findings(id, account_id, resource_id, vuln_id, type, status, severity, severity_rank, score, epss, kev,
 			fix_available, title, first_observed, last_observed, updated_at, closed_at, db_revision, body, match_digest)
-			VALUES `+strings.Join(rows, ", ")+`
+			VALUES %v
 			ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, severity_rank = excluded.severity_rank,
 			score = excluded.score, epss = excluded.epss, kev = excluded.kev, fix_available = excluded.fix_available, title = excluded.title,
 			last_observed = excluded.last_observed, updated_at = excluded.updated_at, closed_at = excluded.closed_at,
-			db_revision = excluded.db_revision, body = excluded.body, match_digest = excluded.match_digest`), args...); err != nil {
+			db_revision = excluded.db_revision, body = excluded.body, match_digest = excluded.match_digest`,
+			"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 20, 100, args); err != nil {
 			return fmt.Errorf("sqlstore: findings: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_packages WHERE finding_id IN ("+placeholders(len(ids))+")"), ids...); err != nil {
-			return err
-		}
-		rows, args = rows[:0], args[:0]
-		for _, f := range part {
-			for _, pkg := range f.Finding.Packages {
-				rows = append(rows, "(?, ?, ?, ?, ?)")
-				args = append(args, f.ID, pkg.Ecosystem, pkg.Name, pkg.Version, pkg.Layer)
+		for chunk := range slices.Chunk(ids, 100) {
+			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_packages WHERE finding_id IN ("+placeholders(len(chunk))+")"), chunk...); err != nil {
+				return err
 			}
 		}
-		for len(rows) > 0 {
-			n := min(len(rows), 500)
-			if _, err := tx.ExecContext(ctx, s.q("INSERT INTO finding_packages(finding_id, ecosystem, name, version, layer) VALUES "+strings.Join(rows[:n], ", ")), args[:n*5]...); err != nil {
-				return fmt.Errorf("sqlstore: finding packages: %w", err)
-			}
-			rows, args = rows[n:], args[n*5:]
+		if err := s.insertRows(ctx, tx, "INSERT INTO finding_packages(finding_id, ecosystem, name, version, layer) VALUES %v", "(?, ?, ?, ?, ?)", 5, 500, pkgs); err != nil {
+			return fmt.Errorf("sqlstore: finding packages: %w", err)
 		}
 	}
-	for start := 0; start < len(res.Events); start += chunk {
-		part := res.Events[start:min(start+chunk, len(res.Events))]
-		var rows []string
-		var args []any
-		for _, e := range part {
-			body, _ := json.Marshal(e)
-			rows = append(rows, "(?, ?, ?, ?, ?, ?)")
-			args = append(args, accountID, e.Resource, e.FindingID, e.Type, micros(e.At), string(body))
-		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO events(account_id, resource_id, finding_id, type, at, body) VALUES "+strings.Join(rows, ", ")), args...); err != nil {
-			return fmt.Errorf("sqlstore: events: %w", err)
-		}
+	var args []any
+	for _, e := range res.Events {
+		body, _ := json.Marshal(e)
+		args = append(args, accountID, e.Resource, e.FindingID, e.Type, micros(e.At), string(body))
+	}
+	if err := s.insertRows(ctx, tx, "INSERT INTO events(account_id, resource_id, finding_id, type, at, body) VALUES %v", "(?, ?, ?, ?, ?, ?)", 6, 100, args); err != nil {
+		return fmt.Errorf("sqlstore: events: %w", err)
 	}
 	return nil
 }
@@ -386,7 +371,7 @@ func (s *Store) Findings(ctx context.Context, p vigil.Principal, f FindingFilter
 	// only its bodies are read, so the sort never carries finding bodies.
 	query := "SELECT " + col + ", f.id FROM findings f WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY " + col + " DESC, f.id LIMIT " + fmt.Sprint(limit+1)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
 	}
@@ -415,7 +400,7 @@ func (s *Store) Findings(ctx context.Context, p vigil.Principal, f FindingFilter
 		return nil, "", nil
 	}
 	bodies := make(map[string]string, len(page))
-	rows, err = s.db.QueryContext(ctx, s.q("SELECT id, body FROM findings WHERE id IN ("+placeholders(len(page))+")"), page...)
+	rows, err = s.rdb.QueryContext(ctx, s.q("SELECT id, body FROM findings WHERE id IN ("+placeholders(len(page))+")"), page...)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlstore: findings: %w", err)
 	}
@@ -573,7 +558,7 @@ func decodeToken(c string, v any) bool {
 // History returns the events of a finding the principal may see, oldest
 // first.
 func (s *Store) History(ctx context.Context, p vigil.Principal, findingID string) ([]reconcile.Event, error) {
-	out, err := jsonRows[reconcile.Event](s.db.QueryContext(ctx, s.q("SELECT body FROM events WHERE finding_id = ? AND account_id IN ("+placeholders(len(p.Visible))+") ORDER BY id"),
+	out, err := jsonRows[reconcile.Event](s.rdb.QueryContext(ctx, s.q("SELECT body FROM events WHERE finding_id = ? AND account_id IN ("+placeholders(len(p.Visible))+") ORDER BY id"),
 		append([]any{findingID}, ids(p.Visible)...)...))
 	if err != nil {
 		return nil, err
@@ -613,7 +598,7 @@ func (s *Store) Finding(ctx context.Context, p vigil.Principal, id string) (*rec
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read findings")
 	}
 	var body string
-	err := s.db.QueryRowContext(ctx, s.q("SELECT body FROM findings WHERE id = ? AND account_id IN ("+placeholders(len(p.Visible))+")"),
+	err := s.rdb.QueryRowContext(ctx, s.q("SELECT body FROM findings WHERE id = ? AND account_id IN ("+placeholders(len(p.Visible))+")"),
 		append([]any{id}, ids(p.Visible)...)...).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, vigil.Errorf(vigil.ENOTFOUND, "finding %s not found", id)
@@ -668,7 +653,7 @@ func (s *Store) Resources(ctx context.Context, p vigil.Principal, f ResourceFilt
 		return nil, "", err
 	}
 	query, args = query+cq, append(args, cargs...)
-	rows, err := s.db.QueryContext(ctx, s.q(query+" ORDER BY r.type, r.name, r.id LIMIT "+fmt.Sprint(limit+1)), args...)
+	rows, err := s.rdb.QueryContext(ctx, s.q(query+" ORDER BY r.type, r.name, r.id LIMIT "+fmt.Sprint(limit+1)), args...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -193,7 +193,7 @@ func (s *Store) ReleaseJob(ctx context.Context, j *Job) error {
 
 // JobCounts counts jobs by kind and state.
 func (s *Store) JobCounts(ctx context.Context) (map[string]map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state")
+	rows, err := s.rdb.QueryContext(ctx, "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state")
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func (s *Store) Jobs(ctx context.Context, kind, state string, limit int) ([]Job,
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, kind, unique_key, args, state, attempt, max_attempts, run_at, worker, error, created_at, finished_at
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id, kind, unique_key, args, state, attempt, max_attempts, run_at, worker, error, created_at, finished_at
 		FROM jobs WHERE `+where+` ORDER BY id DESC LIMIT `+fmt.Sprint(limit)), args...)
 	if err != nil {
 		return nil, err

@@ -137,7 +137,7 @@ func (s *Store) Registries(ctx context.Context, p vigil.Principal) ([]Registry, 
 	if p.Role == vigil.RoleAgent {
 		return nil, vigil.Errorf(vigil.EFORBIDDEN, "an agent key cannot read registries")
 	}
-	return registryRows(s.db.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
+	return registryRows(s.rdb.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
 		WHERE r.account_id IN (`+placeholders(len(p.Visible))+`) ORDER BY a.name, r.url`), ids(p.Visible)...))
 }
 
@@ -188,7 +188,7 @@ func (s *Store) RegistryPolled(ctx context.Context, id string, errText string) e
 // DueRegistries lists the registries whose poll is due.
 func (s *Store) DueRegistries(ctx context.Context) ([]Registry, error) {
 	now := micros(s.Now())
-	return registryRows(s.db.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
+	return registryRows(s.rdb.QueryContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries r JOIN accounts a ON a.id = r.account_id
 		WHERE r.poll_interval > 0 AND r.last_polled_at + r.poll_interval * 1000000 <= ? ORDER BY r.id`), now))
 }
 

@@ -74,7 +74,7 @@ func (s *Store) UpdateScan(ctx context.Context, id, status, resourceID string, f
 // GetScan returns a scan the principal may see.
 func (s *Store) GetScan(ctx context.Context, p vigil.Principal, id string) (*Scan, error) {
 	var sc Scan
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT sc.id, a.name, sc.status, sc.target, sc.resource_type, sc.resource_name, sc.resource_id, sc.findings, sc.error
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT sc.id, a.name, sc.status, sc.target, sc.resource_type, sc.resource_name, sc.resource_id, sc.findings, sc.error
 		FROM scans sc JOIN accounts a ON a.id = sc.account_id WHERE sc.id = ? AND sc.account_id IN (`+placeholders(len(p.Visible))+")"),
 		append([]any{id}, ids(p.Visible)...)...).Scan(&sc.ID, &sc.Account, &sc.Status, &sc.Target, &sc.ResourceType, &sc.ResourceName, &sc.ResourceID, &sc.Findings, &sc.Error)
 	if errors.Is(err, sql.ErrNoRows) {

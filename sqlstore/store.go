@@ -36,8 +36,15 @@ var migrations embed.FS
 
 // Store is an open store.
 type Store struct {
-	db       *sql.DB
+	db *sql.DB
+	// rdb serves reads that need no transaction. On SQLite it is a pool
+	// of its own: the store's one write connection is busy for most of a
+	// re-evaluation, and WAL readers need not wait for it. On PostgreSQL
+	// it is db.
+	rdb      *sql.DB
 	postgres bool
+	// stop ends the SQLite checkpointer; done says it has ended.
+	stop, done chan struct{}
 	// Now is the clock; tests set it.
 	Now func() time.Time
 	// Policy says which resources continuous scanning leaves out; the
@@ -100,41 +107,94 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.postgres = true
 		s.db, err = sql.Open("pgx", dsn)
+		s.rdb = s.db
 	} else {
 		// One writer at a time, waiting rather than failing when busy. A
-		// 128 MiB page cache and reads through a memory map: a fleet's
-		// store is gigabytes, and without them a fifth of a re-evaluation
-		// went to reading pages one system call at a time.
-		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-131072)&_pragma=mmap_size(1073741824)&_txlock=immediate")
+		// 128 MiB page cache and reads through a memory map (as much as
+		// SQLite maps, 2 GiB): a fleet's store is gigabytes, and without
+		// them a fifth of a re-evaluation went to reading pages one system
+		// call at a time. Statement journals in memory, not in temporary
+		// files. The writer checkpoints the WAL itself only when it has
+		// outgrown 64 MiB: the checkpointer below does it on another
+		// connection, off the writer's path.
+		const common = "&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(2147418112)&_pragma=temp_store(2)"
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=cache_size(-131072)&_pragma=wal_autocheckpoint(16384)&_txlock=immediate"+common)
 		if err == nil {
 			s.db.SetMaxOpenConns(1)
+			// Readers see the last commit, never a transaction in
+			// progress; query_only keeps a write from slipping in here.
+			s.rdb, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=query_only(1)&_pragma=cache_size(-32768)"+common)
+			if err == nil {
+				s.rdb.SetMaxOpenConns(4)
+				s.rdb.SetMaxIdleConns(4)
+			}
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	if err := s.db.PingContext(ctx); err != nil {
+	fail := func(err error) (*Store, error) {
 		s.db.Close()
-		return nil, fmt.Errorf("sqlstore: connect: %w", err)
+		if s.rdb != s.db {
+			s.rdb.Close()
+		}
+		return nil, err
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		return fail(fmt.Errorf("sqlstore: connect: %w", err))
 	}
 	if err := s.migrate(ctx); err != nil {
-		s.db.Close()
-		return nil, err
+		return fail(err)
 	}
 	// SQLite's recommended use of PRAGMA optimize: at every open. On
 	// PostgreSQL, an ANALYZE at every open would be start-up work that
 	// the upkeep does anyway.
 	if !s.postgres {
 		if err := s.Optimize(ctx); err != nil {
-			s.db.Close()
-			return nil, err
+			return fail(err)
 		}
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.checkpointer()
 	}
 	return s, nil
 }
 
+// checkpointInterval is how often the checkpointer copies the WAL's
+// committed pages into the SQLite database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpointer copies committed pages from the WAL into the database file
+// on a connection of its own (a passive checkpoint: it waits for no
+// reader and no writer), so that the writer does not stop to do it at
+// every 1,000 pages as SQLite's automatic checkpoint would. Once every
+// page is copied the next write starts the WAL from its beginning again.
+func (s *Store) checkpointer() {
+	defer close(s.done)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			// A failure (the file is busy, gone) costs the writer the
+			// work, at its own 64 MiB threshold; nothing is lost.
+			_, _ = s.rdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
+}
+
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+	}
+	if s.rdb != s.db {
+		s.rdb.Close()
+	}
+	return s.db.Close()
+}
 
 // q rewrites ? placeholders as PostgreSQL's $n.
 func (s *Store) q(query string) string {
@@ -256,7 +316,7 @@ func (s *Store) CreateAccount(ctx context.Context, name, admin string) (*vigil.A
 
 // Accounts lists the accounts a principal may see.
 func (s *Store) Accounts(ctx context.Context, p vigil.Principal) ([]vigil.Account, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT a.id, a.name, COALESCE(b.name, ''), a.created_at FROM accounts a LEFT JOIN accounts b ON a.admin_id = b.id ORDER BY a.name`))
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT a.id, a.name, COALESCE(b.name, ''), a.created_at FROM accounts a LEFT JOIN accounts b ON a.admin_id = b.id ORDER BY a.name`))
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +409,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (vigil.Principa
 		return p, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid API key")
 	}
 	var exp, revoked sql.NullInt64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT k.account_id, a.name, k.role, k.expires_at, k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT k.account_id, a.name, k.role, k.expires_at, k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`),
 		hashKey(secret)).Scan(&p.AccountID, &p.Account, &p.Role, &exp, &revoked)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && (revoked.Valid || exp.Valid && !s.Now().Before(fromMicros(exp.Int64))) {
 		return vigil.Principal{}, vigil.Errorf(vigil.EUNAUTHORIZED, "invalid API key")
@@ -358,7 +418,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (vigil.Principa
 		return p, err
 	}
 	p.Visible = []int64{p.AccountID}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT id FROM accounts WHERE admin_id = ? ORDER BY id"), p.AccountID)
+	rows, err := s.rdb.QueryContext(ctx, s.q("SELECT id FROM accounts WHERE admin_id = ? ORDER BY id"), p.AccountID)
 	if err != nil {
 		return p, err
 	}
