@@ -263,6 +263,16 @@ func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevisio
 			items[i].digests[j] = reconcile.MatchDigest(m)
 		}
 	}
+	b := &rematchBatch{deltas: aggDelta{}, usage: map[usageKey]int{}, now: s.Now()}
+	if !s.postgres {
+		var err error
+		if b.early, err = s.prefetchEarly(ctx, items); err != nil {
+			return nil, err
+		}
+		if afterPrefetchEarly != nil {
+			afterPrefetchEarly()
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -270,7 +280,6 @@ func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevisio
 	defer tx.Rollback()
 	out := make([]Rematched, len(items))
 	wrote := false
-	b := &rematchBatch{deltas: aggDelta{}, usage: map[usageKey]int{}, now: s.Now()}
 	if err := s.prefetch(ctx, tx, b, items); err != nil {
 		return nil, err
 	}
@@ -320,51 +329,126 @@ type rematchBatch struct {
 	usage     map[usageKey]int
 	now       time.Time
 	resources map[string]*batchResource
+	// early is what prefetchEarly read.
+	early map[string]*batchResource
 }
 
 type batchResource struct {
 	accountID, matched                         int64
 	account, typ, name, digest, status, reason string
 	message                                    string
-	findings                                   map[string]findingDigest
+	// scanned and matchedAt change, with digest and status, whenever
+	// anything but a purge of closed findings writes the resource's
+	// findings: equal, the findings read in another transaction are
+	// those this one would read.
+	scanned, matchedAt int64
+	findings           map[string]findingDigest
+}
+
+// same says whether two readings of a resource's row saw the same
+// findings.
+func (r *batchResource) same(o *batchResource) bool {
+	return r.digest == o.digest && r.status == o.status && r.scanned == o.scanned && r.matchedAt == o.matchedAt && r.matched == o.matched
 }
 
 type findingDigest struct{ status, digest string }
 
-// prefetch reads, in two statements, the batch's resources (locking their
-// rows, in id order, on PostgreSQL) and the digests of their findings.
+// afterPrefetchEarly, set only by tests, runs between the early read of a
+// rematch batch and its write transaction.
+var afterPrefetchEarly func()
+
+// querier is a transaction or a pool.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// prefetch reads the batch's resources (locking their rows, in id order,
+// on PostgreSQL) and the digests of their findings. On SQLite the digests,
+// most of the reading, are read before the write transaction began, on a
+// reader connection, and here only the resources' rows: a resource whose
+// row changed since has its digests read again.
 func (s *Store) prefetch(ctx context.Context, tx *sql.Tx, b *rematchBatch, items []RematchItem) error {
-	b.resources = map[string]*batchResource{}
 	ids := make([]string, 0, len(items))
 	for _, it := range items {
 		ids = append(ids, it.ResourceID)
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	lock := ""
-	if s.postgres {
-		lock = " FOR UPDATE OF r"
+	var err error
+	if b.resources, err = s.batchResources(ctx, tx, ids, s.postgres); err != nil {
+		return err
+	}
+	var stale []string
+	for _, id := range ids {
+		r := b.resources[id]
+		if r == nil {
+			continue
+		}
+		if o := b.early[id]; o != nil && o.same(r) {
+			r.findings = o.findings
+		} else {
+			stale = append(stale, id)
+		}
+	}
+	return s.batchDigests(ctx, tx, b.resources, stale)
+}
+
+// prefetchEarly reads, in one read transaction on a reader connection,
+// what prefetch would (see there).
+func (s *Store) prefetchEarly(ctx context.Context, items []RematchItem) (map[string]*batchResource, error) {
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		ids = append(ids, it.ResourceID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	out, err := s.batchResources(ctx, tx, ids, false)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.batchDigests(ctx, tx, out, ids)
+}
+
+// batchResources reads resources' rows, locking them if lock.
+func (s *Store) batchResources(ctx context.Context, q querier, ids []string, lock bool) (map[string]*batchResource, error) {
+	out := map[string]*batchResource{}
+	forUpdate := ""
+	if lock {
+		forUpdate = " FOR UPDATE OF r"
 	}
 	for chunk := range slices.Chunk(ids, 500) {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.scan_message, r.matched_revision
-			FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id IN (`+placeholders(len(chunk))+`) ORDER BY r.id`+lock), anys(chunk)...)
+		rows, err := q.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.scan_message, r.matched_revision, r.last_scanned, r.matched_at
+			FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id IN (`+placeholders(len(chunk))+`) ORDER BY r.id`+forUpdate), anys(chunk)...)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for rows.Next() {
 			var id string
 			r := &batchResource{findings: map[string]findingDigest{}}
-			if err := rows.Scan(&id, &r.accountID, &r.account, &r.typ, &r.name, &r.digest, &r.status, &r.reason, &r.message, &r.matched); err != nil {
+			if err := rows.Scan(&id, &r.accountID, &r.account, &r.typ, &r.name, &r.digest, &r.status, &r.reason, &r.message, &r.matched, &r.scanned, &r.matchedAt); err != nil {
 				rows.Close()
-				return err
+				return nil, err
 			}
-			b.resources[id] = r
+			out[id] = r
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		rows, err = tx.QueryContext(ctx, s.q("SELECT resource_id, id, status, match_digest FROM findings WHERE resource_id IN ("+placeholders(len(chunk))+")"), anys(chunk)...)
+	}
+	return out, nil
+}
+
+// batchDigests reads the digests of the findings of resources ids into
+// their entries in rs.
+func (s *Store) batchDigests(ctx context.Context, q querier, rs map[string]*batchResource, ids []string) error {
+	for chunk := range slices.Chunk(ids, 500) {
+		rows, err := q.QueryContext(ctx, s.q("SELECT resource_id, id, status, match_digest FROM findings WHERE resource_id IN ("+placeholders(len(chunk))+")"), anys(chunk)...)
 		if err != nil {
 			return err
 		}
@@ -375,7 +459,7 @@ func (s *Store) prefetch(ctx context.Context, tx *sql.Tx, b *rematchBatch, items
 				rows.Close()
 				return err
 			}
-			if r := b.resources[rid]; r != nil {
+			if r := rs[rid]; r != nil {
 				r.findings[id] = f
 			}
 		}
