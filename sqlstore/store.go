@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,7 @@ type Store struct {
 	postgres bool
 	// stop ends the SQLite checkpointer; done says it has ended.
 	stop, done chan struct{}
+	closing    sync.Once
 	// Now is the clock; tests set it.
 	Now func() time.Time
 	// Policy says which resources continuous scanning leaves out; the
@@ -186,13 +188,15 @@ func (s *Store) checkpointer() {
 
 // Close closes the store.
 func (s *Store) Close() error {
-	if s.stop != nil {
-		close(s.stop)
-		<-s.done
-	}
-	if s.rdb != s.db {
-		s.rdb.Close()
-	}
+	s.closing.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+		}
+		if s.rdb != s.db {
+			s.rdb.Close()
+		}
+	})
 	return s.db.Close()
 }
 
