@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"archive/zip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,14 +70,25 @@ func WriteZip(t testing.TB, path string, files []string, name func(string) strin
 // CopyFile copies a file, creating the target's directory.
 func CopyFile(t testing.TB, from, to string) {
 	t.Helper()
-	data, err := os.ReadFile(from)
+	// Streamed: a benchmark's store is gigabytes, and a copy held in
+	// memory would take the page cache from the store being measured.
+	src, err := os.Open(from)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, data, 0o644); err != nil {
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
