@@ -493,7 +493,7 @@ func (e *Engine) Rematch(ctx context.Context, a RematchArgs) (int, error) {
 			return 0, err
 		}
 		unsupported, msg := UnsupportedOS(res)
-		items = append(items, sqlstore.RematchItem{ResourceID: si.ResourceID, Matches: res.Findings, Unsupported: unsupported, Message: msg})
+		items = append(items, sqlstore.RematchItem{ResourceID: si.ResourceID, InventoryDigest: si.Inventory.Digest, Matches: res.Findings, Unsupported: unsupported, Message: msg})
 	}
 	if len(items) == 0 {
 		return 0, nil

@@ -229,7 +229,11 @@ type Rematched struct {
 // RematchItem is one resource's new matching.
 type RematchItem struct {
 	ResourceID string
-	Matches    []vigil.Finding
+	// InventoryDigest is the digest of the inventory matched: a resource
+	// scanned again since (its inventory is another) is skipped, and
+	// caught up with from its new inventory. Empty: not checked.
+	InventoryDigest string
+	Matches         []vigil.Finding
 	// Unsupported is as in ResourceSpec.
 	Unsupported, Message string
 	// digests are the matches' reconcile.MatchDigest, in order: worked
@@ -264,10 +268,10 @@ func (s *Store) RematchBatch(ctx context.Context, items []RematchItem, dbRevisio
 		}
 	}
 	b := &rematchBatch{deltas: aggDelta{}, usage: map[usageKey]int{}, now: s.Now()}
-	if !s.postgres {
-		var err error
-		if b.early, err = s.prefetchEarly(ctx, items); err != nil {
-			return nil, err
+	if s.rdb != s.db {
+		// Only a head start: what it could not read, prefetch reads.
+		if early, err := s.prefetchEarly(ctx, items); err == nil {
+			b.early = early
 		}
 		if afterPrefetchEarly != nil {
 			afterPrefetchEarly()
@@ -337,18 +341,17 @@ type batchResource struct {
 	accountID, matched                         int64
 	account, typ, name, digest, status, reason string
 	message                                    string
-	// scanned and matchedAt change, with digest and status, whenever
-	// anything but a purge of closed findings writes the resource's
-	// findings: equal, the findings read in another transaction are
-	// those this one would read.
-	scanned, matchedAt int64
-	findings           map[string]findingDigest
+	// findingsRev counts the writes of the resource's findings (all but
+	// a purge of closed findings and the refresh of a digest, which
+	// change no rematch's outcome).
+	findingsRev int64
+	findings    map[string]findingDigest
 }
 
 // same says whether two readings of a resource's row saw the same
 // findings.
 func (r *batchResource) same(o *batchResource) bool {
-	return r.digest == o.digest && r.status == o.status && r.scanned == o.scanned && r.matchedAt == o.matchedAt && r.matched == o.matched
+	return r.findingsRev == o.findingsRev && r.digest == o.digest && r.status == o.status && r.matched == o.matched
 }
 
 type findingDigest struct{ status, digest string }
@@ -422,7 +425,7 @@ func (s *Store) batchResources(ctx context.Context, q querier, ids []string, loc
 		forUpdate = " FOR UPDATE OF r"
 	}
 	for chunk := range slices.Chunk(ids, 500) {
-		rows, err := q.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.scan_message, r.matched_revision, r.last_scanned, r.matched_at
+		rows, err := q.QueryContext(ctx, s.q(`SELECT r.id, r.account_id, a.name, r.type, r.name, r.inventory_digest, r.scan_status, r.scan_reason, r.scan_message, r.matched_revision, r.findings_rev
 			FROM resources r JOIN accounts a ON a.id = r.account_id WHERE r.id IN (`+placeholders(len(chunk))+`) ORDER BY r.id`+forUpdate), anys(chunk)...)
 		if err != nil {
 			return nil, err
@@ -430,7 +433,7 @@ func (s *Store) batchResources(ctx context.Context, q querier, ids []string, loc
 		for rows.Next() {
 			var id string
 			r := &batchResource{findings: map[string]findingDigest{}}
-			if err := rows.Scan(&id, &r.accountID, &r.account, &r.typ, &r.name, &r.digest, &r.status, &r.reason, &r.message, &r.matched, &r.scanned, &r.matchedAt); err != nil {
+			if err := rows.Scan(&id, &r.accountID, &r.account, &r.typ, &r.name, &r.digest, &r.status, &r.reason, &r.message, &r.matched, &r.findingsRev); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -474,7 +477,7 @@ func (s *Store) batchDigests(ctx context.Context, q querier, rs map[string]*batc
 func (s *Store) rematchTx(ctx context.Context, tx *sql.Tx, b *rematchBatch, it RematchItem, dbRevision int64, force bool) (Rematched, bool, error) {
 	resourceID, matches, unsupported, message := it.ResourceID, it.Matches, it.Unsupported, it.Message
 	br := b.resources[resourceID]
-	if br == nil || br.digest == "" || br.status == deleted || !force && br.matched >= dbRevision {
+	if br == nil || br.digest == "" || br.status == deleted || !force && br.matched >= dbRevision || it.InventoryDigest != "" && it.InventoryDigest != br.digest {
 		return Rematched{Skipped: true}, false, nil
 	}
 	// Marked done, so that the same resource twice in a batch is matched

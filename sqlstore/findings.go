@@ -238,8 +238,8 @@ func jsonRows[T any](rows *sql.Rows, err error) ([]T, error) {
 }
 
 // writeFindings applies a reconciliation: upserts the findings it
-// changes, their package index, and appends its events, in statements of
-// many rows each (one round trip per hundred rows, not per row).
+// changes, their package index, and appends its events (see insertRows),
+// and counts the write on the resource.
 func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, res reconcile.Result) error {
 	if len(res.Write) > 0 {
 		var args, ids, pkgs []any
@@ -286,6 +286,17 @@ func (s *Store) writeFindings(ctx context.Context, tx *sql.Tx, accountID int64, 
 		}
 		if err := s.insertRows(ctx, tx, "INSERT INTO finding_packages(finding_id, ecosystem, name, version, layer) VALUES %v", "(?, ?, ?, ?, ?)", 5, 500, pkgs); err != nil {
 			return fmt.Errorf("sqlstore: finding packages: %w", err)
+		}
+		// Counted on the resource, for readers of its findings outside
+		// this transaction (see Store.prefetch).
+		resources := map[string]bool{}
+		for _, f := range res.Write {
+			if !resources[f.Resource] {
+				resources[f.Resource] = true
+				if _, err := tx.ExecContext(ctx, s.q("UPDATE resources SET findings_rev = findings_rev + 1 WHERE id = ?"), f.Resource); err != nil {
+					return fmt.Errorf("sqlstore: resource: %w", err)
+				}
+			}
 		}
 	}
 	var args []any

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 )
 
@@ -15,6 +16,9 @@ import (
 // of every page it touches, to undo that statement alone), and that was
 // an eighth of a re-evaluation; a call into SQLite costs no round trip.
 func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, query, tuple string, width, perStatement int, args []any) error {
+	if width <= 0 || perStatement <= 0 || len(args)%width != 0 {
+		return fmt.Errorf("sqlstore: %d values are not rows of %d", len(args), width)
+	}
 	if len(args) == 0 {
 		return nil
 	}

@@ -45,8 +45,9 @@ type Store struct {
 	rdb      *sql.DB
 	postgres bool
 	// stop ends the SQLite checkpointer; done says it has ended.
-	stop, done chan struct{}
-	closing    sync.Once
+	stop    context.CancelFunc
+	done    chan struct{}
+	closing sync.Once
 	// Now is the clock; tests set it.
 	Now func() time.Time
 	// Policy says which resources continuous scanning leaves out; the
@@ -115,20 +116,20 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// 128 MiB page cache and reads through a memory map (as much as
 		// SQLite maps, 2 GiB): a fleet's store is gigabytes, and without
 		// them a fifth of a re-evaluation went to reading pages one system
-		// call at a time. Statement journals in memory, not in temporary
-		// files. The writer checkpoints the WAL itself only when it has
-		// outgrown 64 MiB: the checkpointer below does it on another
-		// connection, off the writer's path.
-		const common = "&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(2147418112)&_pragma=temp_store(2)"
-		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=cache_size(-131072)&_pragma=wal_autocheckpoint(16384)&_txlock=immediate"+common)
+		// call at a time. The writer's statement journals in memory, not
+		// in temporary files. The writer checkpoints the WAL itself only
+		// once it has outgrown 64 MiB (the checkpointer below does it on
+		// a reader connection, off the writer's path), and a WAL that grew
+		// past that is cut back to it.
+		const common = "&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(2147418112)"
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=cache_size(-131072)&_pragma=temp_store(2)&_pragma=wal_autocheckpoint(16384)&_pragma=journal_size_limit(67108864)&_txlock=immediate"+common)
 		if err == nil {
 			s.db.SetMaxOpenConns(1)
 			// Readers see the last commit, never a transaction in
 			// progress; query_only keeps a write from slipping in here.
 			s.rdb, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=query_only(1)&_pragma=cache_size(-32768)"+common)
-			if err == nil {
-				s.rdb.SetMaxOpenConns(4)
-				s.rdb.SetMaxIdleConns(4)
+			if err != nil {
+				s.db.Close()
 			}
 		}
 	}
@@ -155,8 +156,24 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if err := s.Optimize(ctx); err != nil {
 			return fail(err)
 		}
-		s.stop, s.done = make(chan struct{}), make(chan struct{})
-		go s.checkpointer()
+		// Readers beside the writer need WAL. Where SQLite could not
+		// turn it on (a file system without shared memory), reads take
+		// turns with writes on the one connection, as before.
+		var mode string
+		if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+			return fail(err)
+		}
+		if !strings.EqualFold(mode, "wal") {
+			s.rdb.Close()
+			s.rdb = s.db
+			return s, nil
+		}
+		s.rdb.SetMaxOpenConns(4)
+		s.rdb.SetMaxIdleConns(4)
+		var cctx context.Context
+		cctx, s.stop = context.WithCancel(context.Background())
+		s.done = make(chan struct{})
+		go s.checkpointer(cctx)
 	}
 	return s, nil
 }
@@ -166,22 +183,22 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 const checkpointInterval = 250 * time.Millisecond
 
 // checkpointer copies committed pages from the WAL into the database file
-// on a connection of its own (a passive checkpoint: it waits for no
-// reader and no writer), so that the writer does not stop to do it at
-// every 1,000 pages as SQLite's automatic checkpoint would. Once every
-// page is copied the next write starts the WAL from its beginning again.
-func (s *Store) checkpointer() {
+// on a reader connection (a passive checkpoint: it waits for no reader
+// and no writer), so that the writer does not stop to do it at every
+// 1,000 pages as SQLite's automatic checkpoint would. Once every page is
+// copied the next write starts the WAL from its beginning again.
+func (s *Store) checkpointer(ctx context.Context) {
 	defer close(s.done)
 	t := time.NewTicker(checkpointInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			// A failure (the file is busy, gone) costs the writer the
 			// work, at its own 64 MiB threshold; nothing is lost.
-			_, _ = s.rdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			_, _ = s.rdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 		}
 	}
 }
@@ -190,7 +207,7 @@ func (s *Store) checkpointer() {
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		if s.stop != nil {
-			close(s.stop)
+			s.stop()
 			<-s.done
 		}
 		if s.rdb != s.db {
