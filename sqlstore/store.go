@@ -119,10 +119,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// call at a time. The writer's statement journals in memory, not
 		// in temporary files. The writer checkpoints the WAL itself only
 		// once it has outgrown 64 MiB (the checkpointer below does it on
-		// a reader connection, off the writer's path), and a WAL that grew
-		// past that is cut back to it.
+		// a reader connection, off the writer's path). The WAL file keeps
+		// the size it grew to: cut back, it would grow again, and a commit
+		// that grows the file waits for the file system's own journal
+		// (a re-evaluation of 10,000 hosts took a quarter longer).
 		const common = "&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(2147418112)"
-		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=cache_size(-131072)&_pragma=temp_store(2)&_pragma=wal_autocheckpoint(16384)&_pragma=journal_size_limit(67108864)&_txlock=immediate"+common)
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=cache_size(-131072)&_pragma=temp_store(2)&_pragma=wal_autocheckpoint(16384)&_txlock=immediate"+common)
 		if err == nil {
 			s.db.SetMaxOpenConns(1)
 			// Readers see the last commit, never a transaction in
