@@ -79,6 +79,14 @@ func (s *Store) Optimize(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, query); err != nil {
 		return fmt.Errorf("sqlstore: optimize: %w", err)
 	}
+	if s.rdb != nil && s.rdb != s.db {
+		// A SQLite connection reads the statistics when it opens, and
+		// not again when another connection analyses: the readers open
+		// again (those busy now, within their lifetime). Without this a
+		// resource's findings were listed in 112 ms, not 2.
+		s.rdb.SetMaxIdleConns(0)
+		s.rdb.SetMaxIdleConns(readers)
+	}
 	return nil
 }
 
@@ -170,8 +178,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			s.rdb = s.db
 			return s, nil
 		}
-		s.rdb.SetMaxOpenConns(4)
-		s.rdb.SetMaxIdleConns(4)
+		s.rdb.SetMaxOpenConns(readers)
+		s.rdb.SetMaxIdleConns(readers)
+		s.rdb.SetConnMaxLifetime(5 * time.Minute)
 		var cctx context.Context
 		cctx, s.stop = context.WithCancel(context.Background())
 		s.done = make(chan struct{})
@@ -179,6 +188,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// readers is the number of SQLite reader connections.
+const readers = 4
 
 // checkpointInterval is how often the checkpointer copies the WAL's
 // committed pages into the SQLite database file.
