@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -25,15 +24,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/vigil-project/vigil"
-	"github.com/vigil-project/vigil/collect"
-	"github.com/vigil-project/vigil/engine"
-	"github.com/vigil-project/vigil/feed"
 	"github.com/vigil-project/vigil/httpapi"
-	"github.com/vigil-project/vigil/internal/testutil"
-	"github.com/vigil-project/vigil/source"
+	"github.com/vigil-project/vigil/internal/testserver"
 	"github.com/vigil-project/vigil/sqlstore"
-	"github.com/vigil-project/vigil/vulndb"
-	"github.com/vigil-project/vigil/worker"
 )
 
 type fixture struct {
@@ -46,52 +39,16 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	mirror := testutil.FixtureMirror(t, filepath.Join("..", "match", "testdata", "mirror"))
-	dbPath := filepath.Join(t.TempDir(), "vigil.db")
-	if _, err := vulndb.Update(ctx, vulndb.Options{Path: dbPath, Sources: feed.FromMirror(mirror)}); err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	for _, a := range [][2]string{{"org", ""}, {"team", "org"}, {"other", ""}} {
-		if _, err := store.CreateAccount(ctx, a[0], a[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key := func(account, role string) string {
-		s, _, err := store.CreateKey(ctx, account, role, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: t.TempDir(), AllowPrivateRegistries: true}
-	pool := &worker.Pool{Store: store, Handlers: eng.Handlers(), Poll: 20 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
-	eng.Enqueued = pool.Wake
-	jobs, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { pool.Run(jobs); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
-	api := &httpapi.Server{Store: store, DB: eng.DB, Engine: eng, MaxBody: 1 << 20}
+	env := testserver.Start(t, "..")
+	api := &httpapi.Server{Store: env.Store, DB: env.Engine.DB, Engine: env.Engine, MaxBody: 1 << 20}
 	f := &fixture{
 		api: api,
 		srv: httptest.NewServer(api.Handler()),
-		org: key("org", vigil.RoleAdmin), member: key("team", vigil.RoleAnalyst), other: key("other", vigil.RoleAdmin),
-		agent: key("team", vigil.RoleAgent), reader: key("team", vigil.RoleReadOnly),
+		org: env.Key(t, "org", vigil.RoleAdmin), member: env.Key(t, "team", vigil.RoleAnalyst), other: env.Key(t, "other", vigil.RoleAdmin),
+		agent: env.Key(t, "team", vigil.RoleAgent), reader: env.Key(t, "team", vigil.RoleReadOnly),
+		inventory: env.Inventory,
 	}
 	t.Cleanup(f.srv.Close)
-	tg, err := source.Open(ctx, filepath.Join("..", "report", "testdata", "rootfs"), source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if f.inventory, err = collect.Collect(ctx, tg, collect.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	empty := *f.inventory
 	empty.Packages, empty.Digest = []vigil.Package{}, "sha256:empty"
 	f.emptyInventory = &empty

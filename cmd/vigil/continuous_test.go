@@ -3,7 +3,6 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,15 +16,9 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil"
-	"github.com/vigil-project/vigil/collect"
-	"github.com/vigil-project/vigil/engine"
-	"github.com/vigil-project/vigil/feed"
 	"github.com/vigil-project/vigil/httpapi"
-	"github.com/vigil-project/vigil/internal/testutil"
-	"github.com/vigil-project/vigil/source"
+	"github.com/vigil-project/vigil/internal/testserver"
 	"github.com/vigil-project/vigil/sqlstore"
-	"github.com/vigil-project/vigil/vulndb"
-	"github.com/vigil-project/vigil/worker"
 )
 
 // continuousServer is a real API server in-process, with its workers, on
@@ -39,56 +32,20 @@ type continuousServer struct {
 
 func startContinuousServer(t *testing.T) *continuousServer {
 	t.Helper()
-	ctx := context.Background()
-	mirror := testutil.FixtureMirror(t, filepath.Join("..", "..", "match", "testdata", "mirror"))
-	dbPath := filepath.Join(t.TempDir(), "vigil.db")
-	if _, err := vulndb.Update(ctx, vulndb.Options{Path: dbPath, Sources: feed.FromMirror(mirror)}); err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "store.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	for _, a := range [][2]string{{"org", ""}, {"team", "org"}, {"other", ""}} {
-		if _, err := store.CreateAccount(ctx, a[0], a[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key := func(account, role string) string {
-		s, _, err := store.CreateKey(ctx, account, role, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	eng := &engine.Engine{Store: store, DB: &engine.DBSource{Path: dbPath}, TempDir: t.TempDir(), AllowPrivateRegistries: true}
-	pool := &worker.Pool{Store: store, Handlers: eng.Handlers(), Poll: 20 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
-	eng.Enqueued = pool.Wake
-	jobs, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { pool.Run(jobs); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	env := testserver.Start(t, filepath.Join("..", ".."))
 	api := &httpapi.Server{
-		Store: store, DB: eng.DB, Engine: eng, MaxBody: 1 << 20, AllowPrivateRegistries: true,
+		Store: env.Store, DB: env.Engine.DB, Engine: env.Engine, MaxBody: 1 << 20, AllowPrivateRegistries: true,
 		// Hosts and images have prices, functions none: usage shows both.
 		Prices:   map[string]httpapi.Price{"host": {Scan: 0.5, Rematch: 0.01}, "image": {Scan: 0.09, Rematch: 0.001}},
 		Currency: "EUR",
 	}
 	cs := &continuousServer{
 		srv:   httptest.NewServer(api.Handler()),
-		admin: key("org", vigil.RoleAdmin), analyst: key("team", vigil.RoleAnalyst),
-		agent: key("team", vigil.RoleAgent), other: key("other", vigil.RoleAdmin), reader: key("team", vigil.RoleReadOnly),
+		admin: env.Key(t, "org", vigil.RoleAdmin), analyst: env.Key(t, "team", vigil.RoleAnalyst),
+		agent: env.Key(t, "team", vigil.RoleAgent), other: env.Key(t, "other", vigil.RoleAdmin), reader: env.Key(t, "team", vigil.RoleReadOnly),
+		inventory: env.Inventory,
 	}
 	t.Cleanup(cs.srv.Close)
-	tg, err := source.Open(ctx, filepath.Join("..", "..", "report", "testdata", "rootfs"), source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if cs.inventory, err = collect.Collect(ctx, tg, collect.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	return cs
 }
 
