@@ -19,11 +19,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -41,6 +38,7 @@ import (
 	"github.com/vigil-project/vigil/sqlstore"
 	"github.com/vigil-project/vigil/vulndb"
 	"github.com/vigil-project/vigil/worker"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkReevaluation measures continuous scanning's answer to new

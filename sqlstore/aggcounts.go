@@ -96,25 +96,6 @@ func (d aggDelta) add(accountID int64, resType, resName string, old map[string]r
 }
 
 func (s *Store) flushDeltas(ctx context.Context, tx *sql.Tx, delta aggDelta) error {
-	// Many rows a statement; the keys are distinct, as one statement needs.
-	var rows []string
-	var args []any
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO agg_groups(account_id, dim, key, critical, high, medium, low, sev_none, untriaged, total)
-			VALUES `+strings.Join(rows, ", ")+`
-			ON CONFLICT (account_id, dim, key) DO UPDATE SET critical = agg_groups.critical + excluded.critical,
-			high = agg_groups.high + excluded.high, medium = agg_groups.medium + excluded.medium, low = agg_groups.low + excluded.low,
-			sev_none = agg_groups.sev_none + excluded.sev_none, untriaged = agg_groups.untriaged + excluded.untriaged,
-			total = agg_groups.total + excluded.total`), args...)
-		rows, args = rows[:0], args[:0]
-		if err != nil {
-			return fmt.Errorf("sqlstore: aggregate counts: %w", err)
-		}
-		return nil
-	}
 	// Rows are locked in one order in every transaction: concurrent
 	// submissions wait for each other instead of deadlocking.
 	keys := make([]aggKey, 0, len(delta))
@@ -126,21 +107,25 @@ func (s *Store) flushDeltas(ctx context.Context, tx *sql.Tx, delta aggDelta) err
 	slices.SortFunc(keys, func(a, b aggKey) int {
 		return cmp.Or(cmp.Compare(a.account, b.account), strings.Compare(a.dim, b.dim), strings.Compare(a.key, b.key))
 	})
+	// The keys are distinct, as one statement of many rows needs.
+	var args []any
 	for _, key := range keys {
 		v := delta[key]
 		total := 0
 		for _, n := range v {
 			total += n
 		}
-		rows = append(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, key.account, key.dim, key.key, v[0], v[1], v[2], v[3], v[4], v[5], total)
-		if len(rows) == 100 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
 	}
-	return flush()
+	if err := s.insertRows(ctx, tx, `INSERT INTO agg_groups(account_id, dim, key, critical, high, medium, low, sev_none, untriaged, total)
+		VALUES %v
+		ON CONFLICT (account_id, dim, key) DO UPDATE SET critical = agg_groups.critical + excluded.critical,
+		high = agg_groups.high + excluded.high, medium = agg_groups.medium + excluded.medium, low = agg_groups.low + excluded.low,
+		sev_none = agg_groups.sev_none + excluded.sev_none, untriaged = agg_groups.untriaged + excluded.untriaged,
+		total = agg_groups.total + excluded.total`, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 10, 100, args); err != nil {
+		return fmt.Errorf("sqlstore: aggregate counts: %w", err)
+	}
+	return nil
 }
 
 // plainFilter reports whether an aggregation's filter is the default one

@@ -371,12 +371,7 @@ type querier interface {
 // reader connection, and here only the resources' rows: a resource whose
 // row changed since has its digests read again.
 func (s *Store) prefetch(ctx context.Context, tx *sql.Tx, b *rematchBatch, items []RematchItem) error {
-	ids := make([]string, 0, len(items))
-	for _, it := range items {
-		ids = append(ids, it.ResourceID)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	ids := batchIDs(items)
 	var err error
 	if b.resources, err = s.batchResources(ctx, tx, ids, s.postgres); err != nil {
 		return err
@@ -396,15 +391,20 @@ func (s *Store) prefetch(ctx context.Context, tx *sql.Tx, b *rematchBatch, items
 	return s.batchDigests(ctx, tx, b.resources, stale)
 }
 
-// prefetchEarly reads, in one read transaction on a reader connection,
-// what prefetch would (see there).
-func (s *Store) prefetchEarly(ctx context.Context, items []RematchItem) (map[string]*batchResource, error) {
+// batchIDs are the items' resources, in id order, once each.
+func batchIDs(items []RematchItem) []string {
 	ids := make([]string, 0, len(items))
 	for _, it := range items {
 		ids = append(ids, it.ResourceID)
 	}
 	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	return slices.Compact(ids)
+}
+
+// prefetchEarly reads, in one read transaction on a reader connection,
+// what prefetch would (see there).
+func (s *Store) prefetchEarly(ctx context.Context, items []RematchItem) (map[string]*batchResource, error) {
+	ids := batchIDs(items)
 	tx, err := s.rdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -803,12 +803,6 @@ func (s *Store) SourcesScannedBefore(ctx context.Context, before time.Time, limi
 		append([]any{deleted, micros(before)}, args...)...))
 }
 
-// changedOnly narrows a re-evaluation to what it changes: it compares the
-// digests of the resource's stored findings with those of its new matches
-// and returns, read whole, only the stored findings that differ (changed,
-// gone, closed and matched again) and only the matches that differ
-// (changed, new). Reading every finding body of a resource costs more than
-// matching it again; most of a fleet's findings do not change.
 // changedMatches are matches, each with its reconcile.MatchDigest.
 type changedMatches struct {
 	matches []vigil.Finding
@@ -820,6 +814,12 @@ func (c *changedMatches) add(m vigil.Finding, digest string) {
 	c.digests = append(c.digests, digest)
 }
 
+// changedOnly narrows a re-evaluation to what it changes: it compares the
+// digests of the resource's stored findings with those of its new matches
+// and returns, read whole, only the stored findings that differ (changed,
+// gone, closed and matched again) and only the matches that differ
+// (changed, new). Reading every finding body of a resource costs more than
+// matching it again; most of a fleet's findings do not change.
 func (s *Store) changedOnly(ctx context.Context, tx *sql.Tx, account, resourceID string, have map[string]findingDigest, matches []vigil.Finding, digests []string) ([]reconcile.Stored, changedMatches, error) {
 	var load []string
 	var changed changedMatches

@@ -79,7 +79,7 @@ func (s *Store) Optimize(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, query); err != nil {
 		return fmt.Errorf("sqlstore: optimize: %w", err)
 	}
-	if s.rdb != nil && s.rdb != s.db {
+	if s.rdb != s.db {
 		// A SQLite connection reads the statistics when it opens, and
 		// not again when another connection analyses: the readers open
 		// again (those busy now, within their lifetime). Without this a
