@@ -462,22 +462,9 @@ func (db *DB) Ecosystems(ctx context.Context) (map[string]int, error) {
 	if e != nil {
 		return e, nil
 	}
-	rows, err := db.sql.QueryContext(ctx, "SELECT name, advisories FROM ecosystems")
+	e, err := readPairs[string, int](ctx, db.sql, "SELECT name, advisories FROM ecosystems")
 	if err != nil {
 		return nil, fmt.Errorf("vulndb: ecosystems: %w", err)
-	}
-	defer rows.Close()
-	e = map[string]int{}
-	for rows.Next() {
-		var name string
-		var n int
-		if err := rows.Scan(&name, &n); err != nil {
-			return nil, err
-		}
-		e[name] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	db.mu.Lock()
 	db.ecos = e

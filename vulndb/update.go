@@ -1043,10 +1043,12 @@ func recordVulnChanges(ctx context.Context, tx *sql.Tx, rev int64, hadPrev bool)
 	return len(changed), nil
 }
 
-// readPairs reads a query of two columns into a map from the first to the
-// second.
-func readPairs[K comparable, V any](ctx context.Context, tx *sql.Tx, query string) (map[K]V, error) {
-	rows, err := tx.QueryContext(ctx, query)
+// readPairs reads a query of two columns, on a transaction or a pool,
+// into a map from the first to the second.
+func readPairs[K comparable, V any](ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string) (map[K]V, error) {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
